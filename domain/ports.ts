@@ -1,0 +1,163 @@
+/**
+ * Ports: the narrow interfaces through which the domain, the command handlers, the projections and the
+ * API reach the outside world. Adapters live in infra/, one folder per port; every adapter of a port
+ * passes the same contract suite in test/contracts/.
+ */
+
+/** Metadata carried by every event. */
+export interface EventMetadata {
+  /** Id of the user who caused the change ("system" for the platform itself). */
+  readonly userId: string;
+  /** ISO-8601 time of the decision, taken from the command (never from a clock inside domain/). */
+  readonly occurredAt: string;
+  readonly traceId: string;
+  readonly correlationId: string;
+  readonly causationId: string;
+}
+
+/** An event about to be appended. `data` must be JSON-serialisable. */
+export interface NewEvent {
+  readonly type: string;
+  readonly schemaVersion: number;
+  readonly data: unknown;
+  readonly metadata: EventMetadata;
+}
+
+/** An event as stored: its stream, its revision in the stream (0-based) and its position in the log. */
+export interface RecordedEvent extends NewEvent {
+  readonly streamId: string;
+  /** 0-based revision of the event in its stream. */
+  readonly revision: number;
+  /** Global position in the log; strictly increasing, gaps allowed. */
+  readonly position: bigint;
+  /** ISO-8601 time the store recorded the event. */
+  readonly recordedAt: string;
+}
+
+/**
+ * What the appender expects of the stream: that it does not exist yet, nothing at all, or that its last
+ * event has exactly this 0-based revision.
+ */
+export type ExpectedRevision = 'noStream' | 'any' | number;
+
+export interface AppendResult {
+  /** Revision of the last event appended. */
+  readonly nextExpectedRevision: number;
+  /** Global position of the last event appended. */
+  readonly position: bigint;
+}
+
+export interface ReadAllOptions {
+  /** Exclusive: events strictly after this position. Omit to start at the beginning. */
+  readonly after?: bigint;
+  readonly maxCount?: number;
+}
+
+export interface Subscription {
+  /** Stops delivery; resolves when no handler call is running any more. */
+  close(): Promise<void>;
+}
+
+export interface SubscribeToAllOptions {
+  /** Exclusive start position; omit to start at the beginning of the log. */
+  readonly after?: bigint;
+  /** Only events whose stream id starts with one of these prefixes are delivered. */
+  readonly streamPrefixes?: readonly string[];
+  /** Called when the subscription fails for good (the handler threw, or the store went away). */
+  readonly onError?: (error: Error) => void;
+}
+
+/**
+ * The event log. One stream per aggregate; appends are atomic per call and durable before they resolve.
+ * A wrong expected revision rejects with a `StoreError` of code `WRONG_EXPECTED_REVISION`.
+ */
+export interface EventStore {
+  append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
+  /** The whole stream in revision order; an empty array when the stream does not exist. */
+  readStream(streamId: string): Promise<RecordedEvent[]>;
+  /** Events of every stream in position order. */
+  readAll(options?: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** Delivers past events (catch-up), then live ones, one at a time and in order. */
+  subscribeToAll(
+    handler: (event: RecordedEvent) => Promise<void> | void,
+    options?: SubscribeToAllOptions,
+  ): Subscription;
+  /** Position of the last event in the log, or -1n when the log is empty. */
+  headPosition(): Promise<bigint>;
+  close(): Promise<void>;
+}
+
+/** Errors raised by adapters, recognised by `code`. */
+export type StoreErrorCode = 'WRONG_EXPECTED_REVISION' | 'UNAVAILABLE';
+
+export class StoreError extends Error {
+  readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StoreError';
+    this.code = code;
+  }
+}
+
+export const isStoreError = (error: unknown, code?: StoreErrorCode): error is StoreError =>
+  typeof error === 'object' &&
+  error !== null &&
+  (error as { name?: unknown }).name === 'StoreError' &&
+  (code === undefined || (error as { code?: unknown }).code === code);
+
+/** A JSON document of a read model. */
+export type Document = Record<string, unknown>;
+
+export type Scalar = string | number | boolean | null;
+
+export interface FindQuery {
+  /** Equality on (dotted) field paths, all of which must hold. */
+  readonly where?: Readonly<Record<string, Scalar>>;
+  /** Field path to sort by, ascending unless `descending`; ties are broken by id ascending. */
+  readonly sortBy?: string;
+  readonly descending?: boolean;
+  readonly limit?: number;
+  readonly offset?: number;
+}
+
+export interface FindResult {
+  readonly items: Document[];
+  /** Number of documents matching `where`, regardless of limit and offset. */
+  readonly total: number;
+}
+
+/**
+ * Document storage for read models. Collections are created on first use. Writes to one id are
+ * last-writer-wins; projections guard them with the stream revision they store inside the document.
+ */
+export interface ReadStore {
+  get(collection: string, id: string): Promise<Document | null>;
+  put(collection: string, id: string, document: Document): Promise<void>;
+  delete(collection: string, id: string): Promise<void>;
+  find(collection: string, query?: FindQuery): Promise<FindResult>;
+  /** Declares which fields are queried with `where` or `sortBy`, so the adapter can index them. */
+  ensureIndex(collection: string, fields: readonly string[]): Promise<void>;
+  getCheckpoint(projection: string): Promise<bigint | null>;
+  setCheckpoint(projection: string, position: bigint): Promise<void>;
+  /** Removes every collection and checkpoint (used by rebuilds). */
+  dropAll(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Content-addressed storage of code packages (ZIP files). */
+export interface CodeStore {
+  /** Stores the bytes under their sha256 (lower-case hex); storing the same bytes twice keeps one copy. */
+  put(bytes: Uint8Array): Promise<{ sha256: string; size: number; location: string }>;
+  /** The bytes, or null when nothing is stored under that hash. */
+  get(sha256: string): Promise<Uint8Array | null>;
+  has(sha256: string): Promise<boolean>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface Ids {
+  /** A new unique id with the given prefix, e.g. `user-3f9a…`. */
+  next(prefix: string): string;
+}
