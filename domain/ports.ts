@@ -135,7 +135,10 @@ export interface ReadStore {
   put(collection: string, id: string, document: Document): Promise<void>;
   delete(collection: string, id: string): Promise<void>;
   find(collection: string, query?: FindQuery): Promise<FindResult>;
-  /** Declares which fields are queried with `where` or `sortBy`, so the adapter can index them. */
+  /**
+   * Declares one compound index over `fields`, in order: equality fields first, then the sort field
+   * (e.g. ['status', 'name'] serves `where status` sorted by name).
+   */
   ensureIndex(collection: string, fields: readonly string[]): Promise<void>;
   getCheckpoint(projection: string): Promise<bigint | null>;
   setCheckpoint(projection: string, position: bigint): Promise<void>;
@@ -161,3 +164,10 @@ export interface Ids {
   /** A new unique id with the given prefix, e.g. `user-3f9a…`. */
   next(prefix: string): string;
 }
+
+/** What reading a code package's directory found, without inflating anything. */
+export type ZipInspection =
+  | { readonly ok: true; readonly files: string[]; readonly entryCount: number; readonly uncompressedSize: number }
+  | { readonly ok: false; readonly reason: string };
+
+export type InspectCodePackage = (bytes: Uint8Array) => Promise<ZipInspection>;

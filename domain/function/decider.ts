@@ -73,7 +73,8 @@ export type FunctionCommand =
       readonly type: 'CreateFunctionAlias';
       readonly name: string;
       readonly aliasName: string;
-      readonly version: number;
+      /** Omitted with a routingConfig: the heaviest routed version becomes the primary. */
+      readonly version?: number;
       readonly routingConfig?: RoutingConfig;
       readonly description: string;
     }
@@ -130,7 +131,7 @@ const versionInUse = (state: FunctionState, version: number): string | undefined
 const decideCreate = (command: Extract<FunctionCommand, { type: 'CreateFunction' }>, state: FunctionState): Decision<FunctionEvent> => {
   const problems: FieldProblem[] = [];
   checkFunctionName(command.name, problems);
-  const configuration: FunctionConfiguration = { ...DEFAULT_CONFIGURATION, ...command.configuration };
+  const configuration: FunctionConfiguration = { ...DEFAULT_CONFIGURATION, ...stripUndefined(command.configuration) };
   checkDescription('description', configuration.description, problems);
   checkRuntimeAndHandler(configuration.runtime, configuration.handler, problems);
   checkMemorySize(configuration.memorySize, problems);
@@ -262,7 +263,7 @@ export const decideFunction = (command: FunctionCommand, state: FunctionState): 
   if (command.type === 'CreateFunction') return decideCreate(command, state);
   if (command.type === 'PurgeFunction') {
     if (state.status !== 'deleted') return functionNotFound(command.name);
-    if (state.purgeAfter !== null && command.now < state.purgeAfter) {
+    if (state.purgeAfter !== null && Date.parse(command.now) < Date.parse(state.purgeAfter)) {
       return conflict(`Function '${command.name}' is retained until ${state.purgeAfter}`);
     }
     return [{ type: 'FunctionPurged', data: { name: state.name } }];

@@ -31,7 +31,7 @@ export const initialUserState: UserState = { status: 'absent', userId: '', usern
 export const checkPassword = (password: string, problems: FieldProblem[], field = 'password'): void => {
   if (password.length < PASSWORD_MIN_LENGTH || password.length > PASSWORD_MAX_LENGTH) {
     problems.push({ field, message: `Password must be ${PASSWORD_MIN_LENGTH}-${PASSWORD_MAX_LENGTH} characters` });
-  } else if (!/[A-Za-z]/.test(password) || !/[0-9]/.test(password)) {
+  } else if (!/\p{L}/u.test(password) || !/\p{Nd}/u.test(password)) {
     problems.push({ field, message: 'Password must contain at least one letter and one digit' });
   }
 };

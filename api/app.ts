@@ -1,0 +1,63 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import koaJwt from 'koa-jwt';
+import type { Logger } from '../infra/logger.ts';
+import { API_PREFIX, type Caller, type Endpoint, mount } from './endpoint.ts';
+import { errorMiddleware } from './middleware/errors.ts';
+import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
+import { type HealthProbe, healthReply } from './routes/health.ts';
+import type { Context } from 'koa';
+
+export interface AppOptions {
+  readonly endpoints: readonly Endpoint[];
+  readonly jwtSecret: string;
+  readonly authenticate: (ctx: Context) => Promise<Caller>;
+  readonly rateLimiter: RateLimiter;
+  readonly rateLimits: Readonly<Record<string, number>> | false;
+  /** Requests per minute per client address for everything no endpoint limits (health, 401s, 404s). */
+  readonly anonymousRateLimit?: number;
+  readonly healthProbes: readonly HealthProbe[];
+  readonly logger: Logger;
+  readonly now: () => Date;
+}
+
+export const createApp = (options: AppOptions): Koa => {
+  const app = new Koa({ proxy: false });
+  const startedAt = options.now();
+  const anonymousLimit = options.anonymousRateLimit ?? 600;
+
+  app.use(errorMiddleware(options.logger));
+  app.use(async (ctx, next) => {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await next();
+    } finally {
+      // Endpoints set their own per-user limit headers; everything else counts against the address.
+      if (options.rateLimits !== false && !ctx.response.has('X-RateLimit-Limit')) {
+        setRateHeaders(ctx, options.rateLimiter.take(`ip:${ctx.ip}|anonymous`, anonymousLimit));
+      }
+    }
+  });
+
+  const health = new Router();
+  health.get('/health', async (ctx) => {
+    const reply = await healthReply(options.healthProbes, startedAt);
+    ctx.status = reply.status;
+    ctx.body = reply.body;
+  });
+  app.use(health.routes());
+
+  app.use(koaJwt({ secret: options.jwtSecret, algorithms: ['HS256'], passthrough: true }));
+
+  const api = new Router({ prefix: API_PREFIX });
+  mount(api, options.endpoints, {
+    rateLimiter: options.rateLimiter,
+    rateLimits: options.rateLimits,
+    authenticate: options.authenticate,
+    now: options.now,
+  });
+  app.use(api.routes());
+  app.use(api.allowedMethods({ throw: true }));
+  return app;
+};

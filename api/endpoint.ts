@@ -1,0 +1,112 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Role } from '../domain/user/events.ts';
+import type { CommandMetadata } from '../commands/execute.ts';
+import { ApiError } from './errors.ts';
+import { DEFAULT_BODY_LIMIT, readJsonBody } from './middleware/body.ts';
+import type { RequestState } from './middleware/errors.ts';
+import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
+import { bodyValidator, queryValidator, type Validator } from './validate.ts';
+
+export interface Caller {
+  readonly userId: string;
+  readonly username: string;
+  readonly role: Role;
+}
+
+export interface Input<B, Q> {
+  readonly body: B;
+  readonly query: Q;
+  readonly params: Readonly<Record<string, string>>;
+  /** The authenticated user; absent only on public endpoints. */
+  readonly caller: Caller | undefined;
+  /** Metadata for the commands this request issues. */
+  readonly metadata: CommandMetadata;
+  readonly ctx: Context;
+}
+
+export interface Reply {
+  readonly status: number;
+  readonly body?: unknown;
+}
+
+/** One operation of the API: its route, who may call it, how often, and what it accepts. */
+export interface Endpoint<B = unknown, Q = unknown> {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Path under /api/v1 in the reference's style, e.g. `/functions/{name}`. */
+  readonly path: string;
+  /** Roles allowed, or 'public' for endpoints without authentication. */
+  readonly roles: readonly Role[] | 'public';
+  /** Default requests per minute per user (per client address on public endpoints). */
+  readonly rateLimit: number;
+  readonly body?: object;
+  /** Largest body accepted, in bytes; 6 MB unless said otherwise. */
+  readonly bodyLimit?: number;
+  readonly query?: object;
+  readonly summary: string;
+  handle(input: Input<B, Q>): Promise<Reply>;
+}
+
+export const ALL_ROLES: readonly Role[] = ['Admin', 'Developer', 'Operator', 'Viewer'];
+
+export const API_PREFIX = '/api/v1';
+
+/** `METHOD /api/v1/path/{param}`: the key rate limits are configured by. */
+export const endpointKey = (endpoint: Pick<Endpoint, 'method' | 'path'>): string =>
+  `${endpoint.method} ${API_PREFIX}${endpoint.path}`;
+
+const koaPath = (path: string): string => path.replace(/\{(\w+)\}/g, ':$1');
+
+export interface MountOptions {
+  readonly rateLimiter: RateLimiter;
+  /** Per-endpoint overrides keyed by `endpointKey`; `false` disables limiting. */
+  readonly rateLimits: Readonly<Record<string, number>> | false;
+  /** Resolves the bearer token's user, or throws UNAUTHORIZED. */
+  readonly authenticate: (ctx: Context) => Promise<Caller>;
+  readonly now: () => Date;
+}
+
+export const mount = (router: Router, endpoints: readonly Endpoint[], options: MountOptions): void => {
+  for (const endpoint of endpoints) {
+    const key = endpointKey(endpoint);
+    const limit = options.rateLimits === false ? undefined : (options.rateLimits[key] ?? endpoint.rateLimit);
+    const validateBody: Validator | undefined = endpoint.body === undefined ? undefined : bodyValidator(endpoint.body);
+    const validateQuery: Validator = queryValidator(endpoint.query ?? { type: 'object', additionalProperties: true });
+    const method = endpoint.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
+    router[method](koaPath(endpoint.path), async (ctx) => {
+      const caller = endpoint.roles === 'public' ? undefined : await options.authenticate(ctx);
+      if (limit !== undefined) {
+        const decision = options.rateLimiter.take(`${caller?.userId ?? `ip:${ctx.ip}`}|${key}`, limit);
+        setRateHeaders(ctx, decision);
+        if (!decision.allowed) {
+          throw new ApiError(
+            'RATE_LIMIT_EXCEEDED',
+            `Rate limit of ${limit} requests per minute exceeded for ${key}`,
+            [],
+            { 'Retry-After': String(decision.retryAfterSeconds) },
+          );
+        }
+      }
+      if (caller !== undefined && endpoint.roles !== 'public' && !endpoint.roles.includes(caller.role)) {
+        throw new ApiError('FORBIDDEN', `Role ${caller.role} may not ${endpoint.summary.toLowerCase()}`, [
+          { field: 'role', message: `Requires one of: ${endpoint.roles.join(', ')}` },
+        ]);
+      }
+      const query = validateQuery({ ...ctx.query });
+      const body =
+        validateBody === undefined ? undefined : validateBody(await readJsonBody(ctx, endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT));
+      const requestId = (ctx.state as RequestState).traceId;
+      const correlation = ctx.get('x-correlation-id');
+      const metadata: CommandMetadata = {
+        userId: caller?.userId ?? 'anonymous',
+        now: options.now().toISOString(),
+        traceId: (ctx.state as RequestState).traceId,
+        correlationId: /^[\w.:-]{1,128}$/.test(correlation) ? correlation : requestId,
+        causationId: requestId,
+      };
+      const reply = await endpoint.handle({ body, query, params: ctx.params, caller, metadata, ctx });
+      ctx.status = reply.status;
+      if (reply.body !== undefined) ctx.body = reply.body;
+    });
+  }
+};

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { trace } from '@opentelemetry/api';
+import type { Context, Next } from 'koa';
+import { errorOf } from '../../domain/shared/errors.ts';
+import { isStoreError } from '../../domain/ports.ts';
+import type { Logger } from '../../infra/logger.ts';
+import { ApiError, type ApiErrorCode, type ErrorBody, isApiError, STATUS_OF } from '../errors.ts';
+
+export interface RequestState {
+  traceId: string;
+}
+
+const traceIdOf = (): string => {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  return spanContext?.traceId ?? randomBytes(16).toString('hex');
+};
+
+/** Koa's own HTTP errors (from koa-jwt, the router, ctx.throw) mapped onto our codes. */
+const fromHttpStatus = (status: number): ApiErrorCode => {
+  switch (status) {
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'FORBIDDEN';
+    case 404:
+      return 'NOT_FOUND';
+    case 405:
+      return 'METHOD_NOT_ALLOWED';
+    case 413:
+      return 'PAYLOAD_TOO_LARGE';
+    case 415:
+      return 'UNSUPPORTED_MEDIA_TYPE';
+    case 429:
+      return 'RATE_LIMIT_EXCEEDED';
+    case 503:
+      return 'SERVICE_UNAVAILABLE';
+    default:
+      return status >= 400 && status < 500 ? 'VALIDATION_ERROR' : 'INTERNAL_ERROR';
+  }
+};
+
+const toApiError = (error: unknown): ApiError => {
+  if (isApiError(error)) return error;
+  const domain = errorOf(error);
+  if (domain !== undefined) return new ApiError(domain.code, domain.message, domain.details);
+  if (isStoreError(error, 'WRONG_EXPECTED_REVISION')) {
+    return new ApiError('CONFLICT', 'The resource was changed concurrently; retry the request');
+  }
+  if (isStoreError(error, 'UNAVAILABLE')) return new ApiError('SERVICE_UNAVAILABLE', 'A backing service is unavailable');
+  const status = (error as { status?: unknown; expose?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = fromHttpStatus(status);
+    const message = code === 'UNAUTHORIZED' ? 'Missing or invalid JWT token' : (error as Error).message;
+    return new ApiError(code, message);
+  }
+  return new ApiError('INTERNAL_ERROR', 'Internal server error');
+};
+
+/**
+ * First middleware: gives the request a trace id and turns every failure, and every unmatched route,
+ * into the one documented error body.
+ */
+export const errorMiddleware = (logger: Logger) => async (ctx: Context, next: Next) => {
+  const traceId = traceIdOf();
+  (ctx.state as RequestState).traceId = traceId;
+  ctx.set('X-Trace-Id', traceId);
+  try {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) {
+      throw new ApiError('NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+    }
+  } catch (caught) {
+    const error = toApiError(caught);
+    const status = STATUS_OF[error.code];
+    if (status >= 500) logger.error({ err: caught, traceId, method: ctx.method, path: ctx.path }, 'request failed');
+    const body: ErrorBody = {
+      error: {
+        code: error.code,
+        message: error.message,
+        details: error.details,
+        traceId,
+        timestamp: new Date().toISOString(),
+      },
+    };
+    ctx.status = status;
+    for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
+    ctx.body = body;
+  }
+};

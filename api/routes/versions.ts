@@ -1,0 +1,140 @@
+import type { FunctionCommands } from '../../commands/functions.ts';
+import type { ReadStore } from '../../domain/ports.ts';
+import { COLLECTIONS, type VersionDocument, versionId } from '../../projections/documents.ts';
+import { ALL_ROLES, type Endpoint } from '../endpoint.ts';
+import { ApiError } from '../errors.ts';
+import { pageQuery, publishVersionBody } from '../schemas.ts';
+import { activeFunction, documentOr404, documents, param, parseVersion } from './common.ts';
+
+export const MAX_CODE_BYTES = 50 * 1024 * 1024;
+/** The JSON body of an upload: the base64 of 50 MB plus room for the other fields. */
+export const VERSION_BODY_LIMIT = Math.ceil(MAX_CODE_BYTES / 3) * 4 + 256 * 1024;
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Strict base64 (no whitespace, right padding), refusing what decodes past 50 MB before decoding it. */
+export const decodeCode = (code: string): Uint8Array => {
+  if (code.length % 4 !== 0 || !BASE64.test(code)) {
+    throw new ApiError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [
+      { field: 'code', message: 'code must be the base64 encoding of a ZIP file' },
+    ]);
+  }
+  const padding = code.endsWith('==') ? 2 : code.endsWith('=') ? 1 : 0;
+  if ((code.length / 4) * 3 - padding > MAX_CODE_BYTES) {
+    throw new ApiError('PAYLOAD_TOO_LARGE', 'Function code exceeds 50 MB', [
+      { field: 'code', message: 'The decoded ZIP must be at most 50 MB' },
+    ]);
+  }
+  return Buffer.from(code, 'base64');
+};
+
+export interface VersionRoutesOptions {
+  readonly readStore: ReadStore;
+  readonly functions: FunctionCommands;
+  readonly invocationCount?: (name: string, version: number) => Promise<number>;
+}
+
+export const versionEndpoints = ({ readStore, functions, invocationCount }: VersionRoutesOptions): Endpoint[] => {
+  const count = async (name: string, version: number) => (await invocationCount?.(name, version)) ?? 0;
+  const load = (name: string, version: number) =>
+    documentOr404<VersionDocument>(readStore, COLLECTIONS.versions, versionId(name, version), `Version ${version} of function '${name}'`);
+  return [
+    {
+      method: 'POST',
+      path: '/functions/{name}/versions',
+      roles: ['Developer', 'Admin'],
+      rateLimit: 20,
+      body: publishVersionBody,
+      bodyLimit: VERSION_BODY_LIMIT,
+      summary: 'Publish versions',
+      async handle({ params, body, metadata }) {
+        const name = param(params, 'name');
+        await activeFunction(readStore, name);
+        const input = body as { code: string; description?: string; environment?: Record<string, string> };
+        const version = await functions.publishVersion(
+          name,
+          {
+            code: decodeCode(input.code),
+            ...(input.description === undefined ? {} : { description: input.description }),
+            ...(input.environment === undefined ? {} : { environment: input.environment }),
+          },
+          metadata,
+        );
+        const doc = await load(name, version);
+        return {
+          status: 201,
+          body: {
+            functionName: doc.functionName,
+            version: doc.version,
+            versionString: doc.versionString,
+            description: doc.description,
+            codeSha256: doc.codeSha256,
+            codeSize: doc.codeSize,
+            codeLocation: doc.codeLocation,
+            runtime: doc.runtime,
+            handler: doc.handler,
+            createdAt: doc.createdAt,
+            createdBy: doc.createdBy,
+          },
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/functions/{name}/versions',
+      roles: ALL_ROLES,
+      rateLimit: 60,
+      query: pageQuery,
+      summary: 'List versions',
+      async handle({ params, query }) {
+        const name = param(params, 'name');
+        await activeFunction(readStore, name);
+        const { limit, offset } = query as { limit: number; offset: number };
+        const page = await readStore.find(COLLECTIONS.versions, {
+          where: { functionName: name },
+          sortBy: 'version',
+          descending: true,
+          limit,
+          offset,
+        });
+        const versions = await Promise.all(
+          documents<VersionDocument>(page.items).map(async (doc) => ({
+            version: doc.version,
+            versionString: doc.versionString,
+            description: doc.description,
+            codeSha256: doc.codeSha256,
+            invocationCount: await count(name, doc.version),
+            createdAt: doc.createdAt,
+          })),
+        );
+        return { status: 200, body: { functionName: name, versions, total: page.total, limit, offset } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/functions/{name}/versions/{version}',
+      roles: ALL_ROLES,
+      rateLimit: 60,
+      summary: 'Get versions',
+      async handle({ params }) {
+        const name = param(params, 'name');
+        await activeFunction(readStore, name);
+        const doc = await load(name, parseVersion(params.version));
+        return { status: 200, body: { ...doc, invocationCount: await count(name, doc.version) } };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/functions/{name}/versions/{version}',
+      roles: ['Developer', 'Admin'],
+      rateLimit: 10,
+      summary: 'Delete versions',
+      async handle({ params, metadata }) {
+        const name = param(params, 'name');
+        await activeFunction(readStore, name);
+        await functions.deleteVersion(name, parseVersion(params.version), metadata);
+        return { status: 204 };
+      },
+    },
+  ];
+};

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from '../infra/config.ts';
+import { createLogger } from '../infra/logger.ts';
+import { startPlatform } from '../infra/platform.ts';
+
+const usage = 'Usage: strata start [--role all]';
+
+const main = async (): Promise<void> => {
+  const [command, ...rest] = process.argv.slice(2);
+  if (command !== 'start') {
+    console.error(usage);
+    process.exit(2);
+  }
+  const roleIndex = rest.indexOf('--role');
+  const role = roleIndex === -1 ? 'all' : rest[roleIndex + 1];
+  if (role !== 'all') {
+    console.error(`strata: role '${role}' is not available yet; only 'all' runs in this version`);
+    process.exit(2);
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`strata: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  const platform = await startPlatform(config, logger);
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    platform.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+};
+
+main().catch((error: unknown) => {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') console.error(`strata: the port is already in use (${(error as Error).message})`);
+  else console.error(`strata: failed to start: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,90 @@
+import { resolve } from 'node:path';
+import { durationMs } from '../domain/shared/duration.ts';
+
+/** Everything Strata reads from its environment, parsed once at start-up. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly adminUser: string;
+  readonly adminPassword: string;
+  readonly adminPasswordIsDefault: boolean;
+  /** Signing secret for JWTs; when absent one is generated and kept in the data directory. */
+  readonly jwtSecret: string | undefined;
+  readonly jwtTtlSeconds: number;
+  /** Per-endpoint limits per minute overriding the defaults; `false` turns rate limiting off. */
+  readonly rateLimits: Readonly<Record<string, number>> | false;
+  /** How long a deleted function's name stays reserved before it is purged. */
+  readonly functionRetentionMs: number;
+  readonly logLevel: string;
+  readonly eventStoreUrl: string | undefined;
+  readonly mongoUrl: string | undefined;
+  readonly kafkaBrokers: readonly string[] | undefined;
+}
+
+export const DEFAULT_ADMIN_USER = 'admin@example.com';
+export const DEFAULT_ADMIN_PASSWORD = 'Admin123!';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const integer = (env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number => {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got '${text}'`);
+  }
+  return value;
+};
+
+const duration = (env: NodeJS.ProcessEnv, name: string, fallback: string): number => {
+  const text = env[name] || fallback;
+  const ms = durationMs(text);
+  if (ms === undefined) throw new ConfigError(`${name} must be an ISO-8601 duration such as P7D or PT1H, got '${text}'`);
+  return ms;
+};
+
+const rateLimits = (text: string | undefined): Config['rateLimits'] => {
+  if (text === undefined || text === '') return {};
+  if (text === 'off') return false;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`STRATA_RATE_LIMITS must be 'off' or a JSON object like {"POST /api/v1/functions": 100}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('STRATA_RATE_LIMITS must be a JSON object of endpoint → requests per minute');
+  }
+  for (const [endpoint, limit] of Object.entries(parsed)) {
+    if (!Number.isInteger(limit) || (limit as number) < 1) {
+      throw new ConfigError(`STRATA_RATE_LIMITS: the limit of '${endpoint}' must be a positive whole number`);
+    }
+  }
+  return parsed as Record<string, number>;
+};
+
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
+  const adminPassword = env.STRATA_ADMIN_PASSWORD || DEFAULT_ADMIN_PASSWORD;
+  return {
+    host: env.HOST || '0.0.0.0',
+    port: integer(env, 'PORT', 8080, 0, 65_535),
+    dataDir: resolve(env.STRATA_DATA_DIR || '.strata'),
+    adminUser: env.STRATA_ADMIN_USER || DEFAULT_ADMIN_USER,
+    adminPassword,
+    adminPasswordIsDefault: !env.STRATA_ADMIN_PASSWORD,
+    jwtSecret: env.STRATA_JWT_SECRET || undefined,
+    jwtTtlSeconds: integer(env, 'STRATA_JWT_TTL_SECONDS', 3_600, 60, 31_536_000),
+    rateLimits: rateLimits(env.STRATA_RATE_LIMITS),
+    functionRetentionMs: duration(env, 'STRATA_FUNCTION_RETENTION', 'P7D'),
+    logLevel: env.STRATA_LOG_LEVEL || 'info',
+    eventStoreUrl: env.STRATA_EVENTSTORE_URL || undefined,
+    mongoUrl: env.STRATA_MONGODB_URL || undefined,
+    kafkaBrokers: env.STRATA_KAFKA_BROKERS ? env.STRATA_KAFKA_BROKERS.split(',').map((broker) => broker.trim()) : undefined,
+  };
+};

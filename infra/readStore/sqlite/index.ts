@@ -1,0 +1,170 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import type { Document, FindQuery, FindResult, ReadStore, Scalar } from '../../../domain/ports.ts';
+
+export interface SqliteReadStoreOptions {
+  /** Database file; its directory is created when missing. */
+  readonly path: string;
+}
+
+const collectionPattern = /^[A-Za-z0-9_]+$/;
+const fieldPathPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const statementCacheSize = 256;
+
+// Collection names and field paths are spliced into SQL as literals (a partial or expression index only
+// matches a query that repeats its exact text), so both are validated against conservative patterns.
+const checkCollection = (collection: string): void => {
+  if (!collectionPattern.test(collection)) throw new Error(`Invalid collection name: ${JSON.stringify(collection)}`);
+};
+
+// Each segment is quoted so that keys such as `cost-center` are read as keys: `$."tags"."cost-center"`.
+const jsonPath = (path: string): string => {
+  if (!fieldPathPattern.test(path)) throw new Error(`Invalid field path: ${JSON.stringify(path)}`);
+  return `'$.${path
+    .split('.')
+    .map((segment) => `"${segment}"`)
+    .join('.')}'`;
+};
+
+const fieldExpression = (path: string): string => `json_extract(body, ${jsonPath(path)})`;
+
+const nonNegativeInteger = (name: string, value: number | undefined, fallback: number): number => {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`Invalid ${name}: ${value}`);
+  return value;
+};
+
+const condition = (path: string, value: Scalar, parameters: SQLInputValue[]): string => {
+  const field = fieldExpression(path);
+  if (value === null) return `${field} IS NULL`;
+  // json_extract turns JSON booleans into 1 and 0; json_type tells them apart from numbers.
+  const type = `json_type(body, ${jsonPath(path)})`;
+  if (typeof value === 'boolean') return `${field} = ${value ? 1 : 0} AND ${type} = '${value}'`;
+  parameters.push(value);
+  return typeof value === 'number' ? `${field} = ? AND ${type} IN ('integer', 'real')` : `${field} = ?`;
+};
+
+export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStore => {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+  const db = new DatabaseSync(options.path);
+  // Documents and checkpoints share one file and one connection: WAL commits survive a crash as an ordered
+  // prefix, so synchronous=NORMAL may lose the latest writes but never keeps a checkpoint ahead of the
+  // documents written before it. Losing a tail is fine: projections replay it from the event log.
+  // Bodies are JSONB, which json_extract reads without parsing text: unindexed filters run several times faster.
+  db.exec(`
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA busy_timeout = 5000;
+    PRAGMA cache_size = -65536;
+    CREATE TABLE IF NOT EXISTS documents (
+      collection TEXT NOT NULL,
+      id TEXT NOT NULL,
+      body BLOB NOT NULL,
+      PRIMARY KEY (collection, id)
+    );
+    CREATE TABLE IF NOT EXISTS checkpoints (
+      projection TEXT PRIMARY KEY,
+      position TEXT NOT NULL
+    );
+  `);
+
+  const statements = new Map<string, StatementSync>();
+  const statement = (sql: string): StatementSync => {
+    let prepared = statements.get(sql);
+    if (prepared) {
+      statements.delete(sql);
+    } else {
+      prepared = db.prepare(sql);
+      if (statements.size >= statementCacheSize) {
+        const oldest = statements.keys().next();
+        if (!oldest.done) statements.delete(oldest.value);
+      }
+    }
+    statements.set(sql, prepared);
+    return prepared;
+  };
+
+  const getDocument = db.prepare('SELECT json(body) AS body FROM documents WHERE collection = ? AND id = ?');
+  const putDocument = db.prepare(
+    'INSERT INTO documents (collection, id, body) VALUES (?, ?, jsonb(?)) ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body',
+  );
+  const deleteDocument = db.prepare('DELETE FROM documents WHERE collection = ? AND id = ?');
+  const getCheckpoint = db.prepare('SELECT position FROM checkpoints WHERE projection = ?');
+  const putCheckpoint = db.prepare(
+    'INSERT INTO checkpoints (projection, position) VALUES (?, ?) ON CONFLICT (projection) DO UPDATE SET position = excluded.position',
+  );
+
+  const find = (collection: string, query: FindQuery): FindResult => {
+    checkCollection(collection);
+    const parameters: SQLInputValue[] = [];
+    const conditions = [`collection = '${collection}'`];
+    for (const [path, value] of Object.entries(query.where ?? {})) conditions.push(condition(path, value, parameters));
+    const where = conditions.join(' AND ');
+    const direction = query.descending ? 'DESC' : 'ASC';
+    const order = query.sortBy === undefined ? 'id' : `${fieldExpression(query.sortBy)} ${direction}, id`;
+    const limit = nonNegativeInteger('limit', query.limit, -1);
+    const offset = nonNegativeInteger('offset', query.offset, 0);
+    const rows = statement(
+      `SELECT json(body) AS body FROM documents WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
+    ).all(...parameters, limit, offset);
+    const total = statement(`SELECT count(*) AS total FROM documents WHERE ${where}`).get(...parameters);
+    return {
+      items: rows.map((row) => JSON.parse(row.body as string) as Document),
+      total: Number(total?.total ?? 0),
+    };
+  };
+
+  return {
+    async get(collection, id) {
+      checkCollection(collection);
+      const row = getDocument.get(collection, id);
+      return row ? (JSON.parse(row.body as string) as Document) : null;
+    },
+    async put(collection, id, document) {
+      checkCollection(collection);
+      putDocument.run(collection, id, JSON.stringify(document));
+    },
+    async delete(collection, id) {
+      checkCollection(collection);
+      deleteDocument.run(collection, id);
+    },
+    async find(collection, query = {}) {
+      return find(collection, query);
+    },
+    async ensureIndex(collection, fields) {
+      checkCollection(collection);
+      const expressions = fields.map((field) => fieldExpression(field)).join(', ');
+      const name = fields.join('+');
+      // Ties are broken by id ascending in both directions, so each direction gets an index whose (forward or
+      // backward) order is exactly the requested one: a filtered, sorted page is then read straight off the index.
+      for (const idOrder of ['asc', 'desc']) {
+        db.exec(
+          `CREATE INDEX IF NOT EXISTS "documents:${collection}:${name}:${idOrder}" ON documents (collection, ${expressions}, id ${idOrder}) WHERE collection = '${collection}'`,
+        );
+      }
+    },
+    async getCheckpoint(projection) {
+      const row = getCheckpoint.get(projection);
+      return row ? BigInt(row.position as string) : null;
+    },
+    async setCheckpoint(projection, position) {
+      // TEXT, because log positions may use all 64 unsigned bits and SQLite integers are signed.
+      putCheckpoint.run(projection, position.toString());
+    },
+    async dropAll() {
+      // Indexes stay: they are declarations of how collections are queried, not data.
+      db.exec('BEGIN');
+      try {
+        db.exec('DELETE FROM documents; DELETE FROM checkpoints;');
+        db.exec('COMMIT');
+      } catch (error) {
+        db.exec('ROLLBACK');
+        throw error;
+      }
+    },
+    async close() {
+      if (db.isOpen) db.close();
+    },
+  };
+};

@@ -1,0 +1,120 @@
+import type { EventStore, ReadStore, RecordedEvent, Subscription } from '../domain/ports.ts';
+import type { Projection } from './readModels.ts';
+
+export interface ProjectorOptions {
+  readonly eventStore: EventStore;
+  readonly readStore: ReadStore;
+  readonly projections: readonly Projection[];
+  readonly onError?: (error: Error) => void;
+}
+
+export interface Projector {
+  /** Rebuilds when projection versions changed, then catches up and follows the log. */
+  start(): Promise<void>;
+  /** Resolves once every event up to `position` is reflected in the read models. */
+  waitFor(position: bigint, timeoutMs?: number): Promise<void>;
+  /** Drops every read model and replays the whole log; resolves when caught up. */
+  rebuild(): Promise<void>;
+  /** Position of the last event applied, -1n before any. */
+  position(): bigint;
+  stop(): Promise<void>;
+}
+
+/**
+ * Feeds every event of the log, in order, to every projection interested in its stream, and stores a
+ * checkpoint after each one. The checkpoint name carries the projection versions, so a changed
+ * projection finds no checkpoint and the read models are rebuilt from the log.
+ */
+export const createProjector = (options: ProjectorOptions): Projector => {
+  const { eventStore, readStore, projections } = options;
+  const checkpointName = `read-models@${projections.map((projection) => `${projection.name}.${projection.version}`).join(',')}`;
+  let applied = -1n;
+  let subscription: Subscription | undefined;
+  let failure: Error | undefined;
+  const waiters = new Set<{ position: bigint; resolve: () => void; reject: (error: Error) => void }>();
+
+  const settleWaiters = () => {
+    for (const waiter of waiters) {
+      if (failure !== undefined) waiter.reject(failure);
+      else if (applied >= waiter.position) waiter.resolve();
+      else continue;
+      waiters.delete(waiter);
+    }
+  };
+
+  const handle = async (event: RecordedEvent) => {
+    for (const projection of projections) {
+      if (projection.streamPrefixes.some((prefix) => event.streamId.startsWith(prefix))) {
+        await projection.apply(event, readStore);
+      }
+    }
+    await readStore.setCheckpoint(checkpointName, event.position);
+    applied = event.position;
+    settleWaiters();
+  };
+
+  const follow = async (after: bigint | null) => {
+    for (const projection of projections) {
+      for (const [collection, indexes] of Object.entries(projection.indexes)) {
+        for (const fields of indexes) await readStore.ensureIndex(collection, fields);
+      }
+    }
+    applied = after ?? -1n;
+    failure = undefined;
+    const head = await eventStore.headPosition();
+    const caughtUp = applied >= head ? Promise.resolve() : waitFor(head);
+    subscription = eventStore.subscribeToAll(handle, {
+      ...(after === null ? {} : { after }),
+      onError: (error) => {
+        failure = error;
+        settleWaiters();
+        options.onError?.(error);
+      },
+    });
+    await caughtUp;
+  };
+
+  const waitFor = (position: bigint, timeoutMs = 30_000): Promise<void> => {
+    if (failure !== undefined) return Promise.reject(failure);
+    if (applied >= position) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(waiter);
+        reject(new Error(`Read models did not reach position ${position} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter = {
+        position,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      waiters.add(waiter);
+    });
+  };
+
+  const stop = async () => {
+    await subscription?.close();
+    subscription = undefined;
+  };
+
+  return {
+    async start() {
+      const checkpoint = await readStore.getCheckpoint(checkpointName);
+      if (checkpoint === null) await readStore.dropAll();
+      await follow(checkpoint);
+    },
+    waitFor,
+    async rebuild() {
+      await stop();
+      await readStore.dropAll();
+      await follow(null);
+    },
+    position: () => applied,
+    stop,
+  };
+};
