@@ -34,7 +34,7 @@ export const createApp = (options: AppOptions): Koa => {
       await next();
     } finally {
       // Endpoints set their own per-user limit headers; everything else counts against the address.
-      if (options.rateLimits !== false && !ctx.response.has('X-RateLimit-Limit')) {
+      if (options.rateLimits !== false && !ctx.res.hasHeader('X-RateLimit-Limit')) {
         setRateHeaders(ctx, options.rateLimiter.take(`ip:${ctx.ip}|anonymous`, anonymousLimit));
       }
     }

@@ -94,7 +94,9 @@ export const mount = (router: Router, endpoints: readonly Endpoint[], options: M
       }
       const query = validateQuery({ ...ctx.query });
       const body =
-        validateBody === undefined ? undefined : validateBody(await readJsonBody(ctx, endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT));
+        validateBody === undefined
+          ? undefined
+          : validateBody(await readJsonBody(ctx, endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT));
       const requestId = (ctx.state as RequestState).traceId;
       const correlation = ctx.get('x-correlation-id');
       const metadata: CommandMetadata = {

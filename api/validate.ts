@@ -66,7 +66,8 @@ export type Validator = (value: unknown) => unknown;
 const compiled = (ajv: Ajv, schema: object, what: string): Validator => {
   const validate: ValidateFunction = ajv.compile(schema);
   return (value) => {
-    if (!validate(value)) throw new ApiError('VALIDATION_ERROR', `Request ${what} validation failed`, problemsOf(validate.errors ?? []));
+    if (!validate(value))
+      throw new ApiError('VALIDATION_ERROR', `Request ${what} validation failed`, problemsOf(validate.errors ?? []));
     return value;
   };
 };

@@ -45,7 +45,10 @@ export const execute = async <C, E extends DomainEventShape, S>(
   const retries = options.conflictRetries ?? 5;
   for (let attempt = 0; ; attempt += 1) {
     const history = await eventStore.readStream(streamId);
-    const state = history.reduce((current, recorded) => decider.evolve(current, toDomainEvent<E>(recorded)), decider.initialState);
+    const state = history.reduce(
+      (current, recorded) => decider.evolve(current, toDomainEvent<E>(recorded)),
+      decider.initialState,
+    );
     const decision = decider.decide(command, state);
     if (isDomainError(decision)) throw new DomainFailure(decision);
     if (decision.length === 0) return { events: [], state, position: null };

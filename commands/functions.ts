@@ -69,18 +69,25 @@ export const createFunctionCommands = (options: FunctionCommandsOptions) => {
 
     delete: (name: string, metadata: CommandMetadata) =>
       run(
-        { type: 'DeleteFunction', name, purgeAfter: new Date(Date.parse(metadata.now) + options.retentionMs).toISOString() },
+        {
+          type: 'DeleteFunction',
+          name,
+          purgeAfter: new Date(Date.parse(metadata.now) + options.retentionMs).toISOString(),
+        },
         metadata,
       ),
 
-    purge: (name: string, metadata: CommandMetadata) => run({ type: 'PurgeFunction', name, now: metadata.now }, metadata),
+    purge: (name: string, metadata: CommandMetadata) =>
+      run({ type: 'PurgeFunction', name, now: metadata.now }, metadata),
 
     /** Inspects the ZIP without inflating it, stores it by content, then publishes; returns the version number. */
     publishVersion: async (name: string, input: PublishVersionInput, metadata: CommandMetadata): Promise<number> => {
       const inspection = await inspectCodePackage(input.code);
       if (!inspection.ok) {
         throw new DomainFailure(
-          domainError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [{ field: 'code', message: inspection.reason }]),
+          domainError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [
+            { field: 'code', message: inspection.reason },
+          ]),
         );
       }
       const stored = await codeStore.put(input.code);

@@ -21,7 +21,11 @@ export const checkedPassword = (password: string): void => {
 };
 
 export const createUserCommands = (options: UserCommandsOptions) => {
-  const run = async (username: string, command: Parameters<typeof userDecider.decide>[0], metadata: CommandMetadata) => {
+  const run = async (
+    username: string,
+    command: Parameters<typeof userDecider.decide>[0],
+    metadata: CommandMetadata,
+  ) => {
     const result = await execute(
       options.eventStore,
       userDecider,
@@ -39,7 +43,11 @@ export const createUserCommands = (options: UserCommandsOptions) => {
       checkedPassword(input.password);
       const passwordHash = await options.hashPassword(input.password);
       const userId = options.ids.next('user');
-      return run(input.username, { type: 'RegisterUser', userId, username: input.username, role: input.role, passwordHash }, metadata);
+      return run(
+        input.username,
+        { type: 'RegisterUser', userId, username: input.username, role: input.role, passwordHash },
+        metadata,
+      );
     },
 
     changeRole: (username: string, role: Role, actingUsername: string, metadata: CommandMetadata) =>

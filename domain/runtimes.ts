@@ -46,8 +46,7 @@ export const RUNTIMES: readonly RuntimeSpec[] = [
 
 export const RUNTIME_NAMES: readonly string[] = RUNTIMES.map((runtime) => runtime.name);
 
-export const runtimeSpec = (name: string): RuntimeSpec | undefined =>
-  RUNTIMES.find((runtime) => runtime.name === name);
+export const runtimeSpec = (name: string): RuntimeSpec | undefined => RUNTIMES.find((runtime) => runtime.name === name);
 
 /** Splits a handler into the module part and the exported name (`index.handler` → ['index', 'handler']). */
 export const handlerParts = splitLast;

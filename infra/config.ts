@@ -45,7 +45,8 @@ const integer = (env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 const duration = (env: NodeJS.ProcessEnv, name: string, fallback: string): number => {
   const text = env[name] || fallback;
   const ms = durationMs(text);
-  if (ms === undefined) throw new ConfigError(`${name} must be an ISO-8601 duration such as P7D or PT1H, got '${text}'`);
+  if (ms === undefined)
+    throw new ConfigError(`${name} must be an ISO-8601 duration such as P7D or PT1H, got '${text}'`);
   return ms;
 };
 
@@ -85,6 +86,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     logLevel: env.STRATA_LOG_LEVEL || 'info',
     eventStoreUrl: env.STRATA_EVENTSTORE_URL || undefined,
     mongoUrl: env.STRATA_MONGODB_URL || undefined,
-    kafkaBrokers: env.STRATA_KAFKA_BROKERS ? env.STRATA_KAFKA_BROKERS.split(',').map((broker) => broker.trim()) : undefined,
+    kafkaBrokers: env.STRATA_KAFKA_BROKERS
+      ? env.STRATA_KAFKA_BROKERS.split(',').map((broker) => broker.trim())
+      : undefined,
   };
 };

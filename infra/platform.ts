@@ -81,7 +81,14 @@ export const startPlatform = async (
     correlationId: bootId,
     causationId: bootId,
   });
-  if (await ensureFirstAdmin(readStore, users, { username: config.adminUser, password: config.adminPassword }, systemMetadata())) {
+  if (
+    await ensureFirstAdmin(
+      readStore,
+      users,
+      { username: config.adminUser, password: config.adminPassword },
+      systemMetadata(),
+    )
+  ) {
     logger.info({ username: config.adminUser }, 'registered the first Admin');
     if (config.adminPasswordIsDefault) {
       logger.warn(

@@ -52,7 +52,9 @@ export const evolveFunctionDocument = (
       };
     }
     case 'FunctionDeleted':
-      return doc === null ? null : { ...doc, status: 'Deleted', deletedAt: at, purgeAfter: event.data.purgeAfter, updatedAt: at };
+      return doc === null
+        ? null
+        : { ...doc, status: 'Deleted', deletedAt: at, purgeAfter: event.data.purgeAfter, updatedAt: at };
     case 'FunctionPurged':
       return null;
     case 'FunctionVersionPublished':
@@ -96,7 +98,10 @@ export const evolveVersionDocument = (
   }
 };
 
-export const evolveAliasDocument = (doc: AliasDocument | null, event: Recorded<FunctionEvent>): AliasDocument | null => {
+export const evolveAliasDocument = (
+  doc: AliasDocument | null,
+  event: Recorded<FunctionEvent>,
+): AliasDocument | null => {
   const at = event.metadata.occurredAt;
   switch (event.type) {
     case 'FunctionAliasCreated':

@@ -72,7 +72,13 @@ const functionsProjection: Projection = {
     switch (typed.type) {
       case 'FunctionVersionPublished':
       case 'FunctionVersionDeleted':
-        await applyGuarded(store, COLLECTIONS.versions, versionId(name, typed.data.version), event, evolveVersionDocument);
+        await applyGuarded(
+          store,
+          COLLECTIONS.versions,
+          versionId(name, typed.data.version),
+          event,
+          evolveVersionDocument,
+        );
         return;
       case 'FunctionAliasCreated':
       case 'FunctionAliasRoutingChanged':

@@ -46,7 +46,8 @@ const toApiError = (error: unknown): ApiError => {
   if (isStoreError(error, 'WRONG_EXPECTED_REVISION')) {
     return new ApiError('CONFLICT', 'The resource was changed concurrently; retry the request');
   }
-  if (isStoreError(error, 'UNAVAILABLE')) return new ApiError('SERVICE_UNAVAILABLE', 'A backing service is unavailable');
+  if (isStoreError(error, 'UNAVAILABLE'))
+    return new ApiError('SERVICE_UNAVAILABLE', 'A backing service is unavailable');
   const status = (error as { status?: unknown; expose?: unknown }).status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = fromHttpStatus(status);

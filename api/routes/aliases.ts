@@ -12,7 +12,12 @@ export interface AliasRoutesOptions {
 
 export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): Endpoint[] => {
   const load = (name: string, aliasName: string) =>
-    documentOr404<AliasDocument>(readStore, COLLECTIONS.aliases, aliasId(name, aliasName), `Alias '${aliasName}' of function '${name}'`);
+    documentOr404<AliasDocument>(
+      readStore,
+      COLLECTIONS.aliases,
+      aliasId(name, aliasName),
+      `Alias '${aliasName}' of function '${name}'`,
+    );
   return [
     {
       method: 'POST',
@@ -40,8 +45,16 @@ export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): En
         const name = param(params, 'name');
         await activeFunction(readStore, name);
         const { limit, offset } = query as { limit: number; offset: number };
-        const page = await readStore.find(COLLECTIONS.aliases, { where: { functionName: name }, sortBy: 'aliasName', limit, offset });
-        return { status: 200, body: { functionName: name, aliases: documents<AliasDocument>(page.items), total: page.total, limit, offset } };
+        const page = await readStore.find(COLLECTIONS.aliases, {
+          where: { functionName: name },
+          sortBy: 'aliasName',
+          limit,
+          offset,
+        });
+        return {
+          status: 200,
+          body: { functionName: name, aliases: documents<AliasDocument>(page.items), total: page.total, limit, offset },
+        };
       },
     },
     {

@@ -21,7 +21,12 @@ export const parseVersion = (text: string | undefined): number => {
   return Number(match[1]);
 };
 
-export const documentOr404 = async <T>(readStore: ReadStore, collection: string, id: string, what: string): Promise<T> => {
+export const documentOr404 = async <T>(
+  readStore: ReadStore,
+  collection: string,
+  id: string,
+  what: string,
+): Promise<T> => {
   const doc = await readStore.get(collection, id);
   if (doc === null) throw new ApiError('NOT_FOUND', `${what} not found`);
   return stripGuard(doc) as unknown as T;

@@ -52,7 +52,12 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       query: listFunctionsQuery,
       summary: 'List functions',
       async handle({ query }) {
-        const { runtime, tag, limit, offset } = query as { runtime?: string; tag?: string; limit: number; offset: number };
+        const { runtime, tag, limit, offset } = query as {
+          runtime?: string;
+          tag?: string;
+          limit: number;
+          offset: number;
+        };
         const where: Record<string, Scalar> = { status: 'Active' };
         if (runtime !== undefined) where.runtime = runtime;
         if (tag !== undefined) {
@@ -110,14 +115,19 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       async handle({ params, body, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
-        const { publishedVersion, ...changes } = body as ConfigurationChanges & { publishedVersion?: number | string | null };
+        const { publishedVersion, ...changes } = body as ConfigurationChanges & {
+          publishedVersion?: number | string | null;
+        };
         await functions.update(
           name,
           {
             ...changes,
             ...(publishedVersion === undefined
               ? {}
-              : { publishedVersion: publishedVersion === null ? null : Number(String(publishedVersion).replace(/^v/, '')) }),
+              : {
+                  publishedVersion:
+                    publishedVersion === null ? null : Number(String(publishedVersion).replace(/^v/, '')),
+                }),
           },
           metadata,
         );

@@ -37,7 +37,12 @@ export interface VersionRoutesOptions {
 export const versionEndpoints = ({ readStore, functions, invocationCount }: VersionRoutesOptions): Endpoint[] => {
   const count = async (name: string, version: number) => (await invocationCount?.(name, version)) ?? 0;
   const load = (name: string, version: number) =>
-    documentOr404<VersionDocument>(readStore, COLLECTIONS.versions, versionId(name, version), `Version ${version} of function '${name}'`);
+    documentOr404<VersionDocument>(
+      readStore,
+      COLLECTIONS.versions,
+      versionId(name, version),
+      `Version ${version} of function '${name}'`,
+    );
   return [
     {
       method: 'POST',

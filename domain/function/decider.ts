@@ -128,7 +128,10 @@ const versionInUse = (state: FunctionState, version: number): string | undefined
   return undefined;
 };
 
-const decideCreate = (command: Extract<FunctionCommand, { type: 'CreateFunction' }>, state: FunctionState): Decision<FunctionEvent> => {
+const decideCreate = (
+  command: Extract<FunctionCommand, { type: 'CreateFunction' }>,
+  state: FunctionState,
+): Decision<FunctionEvent> => {
   const problems: FieldProblem[] = [];
   checkFunctionName(command.name, problems);
   const configuration: FunctionConfiguration = { ...DEFAULT_CONFIGURATION, ...stripUndefined(command.configuration) };
@@ -234,7 +237,8 @@ const decideAlias = (
   const routing =
     command.routingConfig ??
     (command.version !== undefined ? { [String(command.version)]: 100 } : (existing?.routingConfig ?? {}));
-  const version = command.version ?? (command.routingConfig !== undefined ? primaryOf(routing) : (existing?.version ?? 0));
+  const version =
+    command.version ?? (command.routingConfig !== undefined ? primaryOf(routing) : (existing?.version ?? 0));
   const exists = (candidate: number) => state.versions[String(candidate)] !== undefined;
   if (command.version !== undefined && !exists(command.version)) {
     problems.push({ field: 'version', message: `Version ${command.version} does not exist` });

@@ -132,7 +132,8 @@ export const checkAliasName = (aliasName: string, problems: FieldProblem[]): voi
   if (!ALIAS_NAME_PATTERN.test(aliasName)) {
     problems.push({
       field: 'aliasName',
-      message: 'Alias names must be 1-128 letters, digits, - and _, starting with a letter or digit, and not all digits',
+      message:
+        'Alias names must be 1-128 letters, digits, - and _, starting with a letter or digit, and not all digits',
     });
   }
 };

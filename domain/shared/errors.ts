@@ -1,10 +1,5 @@
 /** The few kinds of domain error; the API maps each code to an HTTP status in one place. */
-export type DomainErrorCode =
-  | 'VALIDATION_ERROR'
-  | 'INVALID_CODE_PACKAGE'
-  | 'NOT_FOUND'
-  | 'CONFLICT'
-  | 'FORBIDDEN';
+export type DomainErrorCode = 'VALIDATION_ERROR' | 'INVALID_CODE_PACKAGE' | 'NOT_FOUND' | 'CONFLICT' | 'FORBIDDEN';
 
 export interface FieldProblem {
   readonly field: string;

@@ -6,10 +6,18 @@ export const isRole = (value: unknown): value is Role => (ROLES as readonly unkn
 export type UserEvent =
   | {
       readonly type: 'UserRegistered';
-      readonly data: { readonly userId: string; readonly username: string; readonly role: Role; readonly passwordHash: string };
+      readonly data: {
+        readonly userId: string;
+        readonly username: string;
+        readonly role: Role;
+        readonly passwordHash: string;
+      };
     }
   | { readonly type: 'UserRoleChanged'; readonly data: { readonly username: string; readonly role: Role } }
-  | { readonly type: 'UserPasswordChanged'; readonly data: { readonly username: string; readonly passwordHash: string } }
+  | {
+      readonly type: 'UserPasswordChanged';
+      readonly data: { readonly username: string; readonly passwordHash: string };
+    }
   | { readonly type: 'UserDisabled'; readonly data: { readonly username: string } };
 
 export type UserEventType = UserEvent['type'];
