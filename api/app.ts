@@ -58,6 +58,8 @@ export const createApp = (options: AppOptions): Koa => {
     now: options.now,
   });
   app.use(api.routes());
-  app.use(api.allowedMethods({ throw: true }));
+  // Without `throw`, the router answers a method a path lacks with a bare 405 (or 501) and an Allow header,
+  // which the error middleware turns into the error body.
+  app.use(api.allowedMethods());
   return app;
 };

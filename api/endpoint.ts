@@ -39,6 +39,8 @@ export interface Endpoint<B = unknown, Q = unknown> {
   readonly roles: readonly Role[] | 'public';
   /** Default requests per minute per user (per client address on public endpoints). */
   readonly rateLimit: number;
+  /** Whose requests the limit counts: the caller's (default), or all callers' of the function named in the path. */
+  readonly rateLimitBy?: 'user' | 'function';
   readonly body?: object;
   /** Largest body accepted, in bytes; 6 MB unless said otherwise. */
   readonly bodyLimit?: number;
@@ -76,7 +78,9 @@ export const mount = (router: Router, endpoints: readonly Endpoint[], options: M
     router[method](koaPath(endpoint.path), async (ctx) => {
       const caller = endpoint.roles === 'public' ? undefined : await options.authenticate(ctx);
       if (limit !== undefined) {
-        const decision = options.rateLimiter.take(`${caller?.userId ?? `ip:${ctx.ip}`}|${key}`, limit);
+        const subject =
+          endpoint.rateLimitBy === 'function' ? `function:${ctx.params.name}` : (caller?.userId ?? `ip:${ctx.ip}`);
+        const decision = options.rateLimiter.take(`${subject}|${key}`, limit);
         setRateHeaders(ctx, decision);
         if (!decision.allowed) {
           throw new ApiError(

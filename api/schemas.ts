@@ -43,6 +43,9 @@ const configurationProperties = {
   timeout: { type: 'integer' },
   environment: stringMap,
   tags: stringMap,
+  concurrencyLimit: { type: ['integer', 'null'] },
+  asyncRetries: { type: 'integer' },
+  maxEventAgeSeconds: { type: 'integer' },
 } as const;
 
 export const createFunctionBody = {
@@ -123,5 +126,30 @@ export const updateAliasBody = {
     version: { type: 'integer', minimum: 1 },
     routingConfig,
     description: { type: 'string' },
+  },
+} as const;
+
+export const invokeBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    payload: {},
+    alias: { type: 'string', minLength: 1, maxLength: 128 },
+    version: {
+      anyOf: [
+        { type: 'integer', minimum: 1 },
+        { type: 'string', pattern: '^v?[1-9][0-9]*$' },
+      ],
+    },
+    invocationType: { enum: ['RequestResponse', 'Event', 'DryRun'] },
+  },
+} as const;
+
+export const metricsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    window: { type: 'string', default: 'PT1H', maxLength: 64 },
+    version: { type: 'string', pattern: '^v?[1-9][0-9]*$' },
   },
 } as const;

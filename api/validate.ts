@@ -45,7 +45,7 @@ export const problemsOf = (errors: readonly ErrorObject[]): FieldProblem[] => {
         .filter((branch) => branch.schemaPath.startsWith(`${error.schemaPath}/`) && branch.keyword === 'required')
         .map((branch) => String((branch.params as Record<string, unknown>).missingProperty));
       problems.push({
-        field: alternatives[0] ?? 'body',
+        field: alternatives[0] ?? fieldOf(error),
         message: alternatives.length > 0 ? `Give ${alternatives.join(' or ')}` : 'Matches none of the allowed forms',
       });
       continue;

@@ -2,8 +2,10 @@
 import { ConfigError, loadConfig } from '../infra/config.ts';
 import { createLogger } from '../infra/logger.ts';
 import { startPlatform } from '../infra/platform.ts';
+import { startRunner } from '../infra/runner.ts';
 
-const usage = 'Usage: strata start [--role all]';
+const usage = 'Usage: strata start [--role all|runner]';
+const ROLES = ['all', 'runner'];
 
 const main = async (): Promise<void> => {
   const [command, ...rest] = process.argv.slice(2);
@@ -13,8 +15,8 @@ const main = async (): Promise<void> => {
   }
   const roleIndex = rest.indexOf('--role');
   const role = roleIndex === -1 ? 'all' : rest[roleIndex + 1];
-  if (role !== 'all') {
-    console.error(`strata: role '${role}' is not available yet; only 'all' runs in this version`);
+  if (role === undefined || !ROLES.includes(role)) {
+    console.error(`strata: role '${role}' is not available; roles: ${ROLES.join(', ')}`);
     process.exit(2);
   }
   let config: ReturnType<typeof loadConfig>;
@@ -27,11 +29,11 @@ const main = async (): Promise<void> => {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
-  const platform = await startPlatform(config, logger);
+  const logger = createLogger(config.logLevel, role === 'all' ? 'strata' : `strata-${role}`);
+  const running = role === 'runner' ? await startRunner(config, logger) : await startPlatform(config, logger);
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    platform.close().then(
+    running.close().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

@@ -142,7 +142,9 @@ export interface ReadStore {
   ensureIndex(collection: string, fields: readonly string[]): Promise<void>;
   getCheckpoint(projection: string): Promise<bigint | null>;
   setCheckpoint(projection: string, position: bigint): Promise<void>;
-  /** Removes every collection and checkpoint (used by rebuilds). */
+  /** Removes every document of one collection (a rebuild drops only the collections it rebuilds). */
+  dropCollection(collection: string): Promise<void>;
+  /** Removes every collection and checkpoint. */
   dropAll(): Promise<void>;
   close(): Promise<void>;
 }
@@ -171,3 +173,62 @@ export type ZipInspection =
   | { readonly ok: false; readonly reason: string };
 
 export type InspectCodePackage = (bytes: Uint8Array) => Promise<ZipInspection>;
+
+/** A message to publish: a key (partitioning and ordering), a JSON text value, string headers. */
+export interface BusMessage {
+  readonly key: string;
+  readonly value: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface DeliveredMessage extends BusMessage {
+  readonly topic: string;
+  readonly partition: number;
+  /** Offset within the partition, as a decimal string. */
+  readonly offset: string;
+  /** ISO-8601 time the bus accepted the message. */
+  readonly timestamp: string;
+  /** 1 on first delivery; higher when the message is delivered again (consumer crash, handler failure). */
+  readonly deliveryAttempt: number;
+  /** Resolves when this consumer must stop working on the message (closing, or it was taken back). */
+  readonly signal?: AbortSignal;
+}
+
+export interface TopicSpec {
+  readonly name: string;
+  /** Partitions (Kafka); the embedded bus has one per topic. */
+  readonly partitions?: number;
+  /**
+   * Ephemeral topics (per-node reply topics) keep messages only in memory where the adapter can, and
+   * drop them once delivered; durable ones keep them until every group has handled them.
+   */
+  readonly ephemeral?: boolean;
+}
+
+export interface ConsumeOptions {
+  readonly topic: string;
+  /** Consumers of one group share the topic's messages; each group sees every message. */
+  readonly group: string;
+  /** Messages this consumer works on at once (default 1). */
+  readonly concurrency?: number;
+  /** Where a group without a committed position starts: the oldest message (default) or new ones only. */
+  readonly from?: 'earliest' | 'latest';
+}
+
+export interface Consumer {
+  /** Stops taking messages; in-flight ones finish (or are taken back) before it resolves. */
+  close(): Promise<void>;
+}
+
+/**
+ * Topics with keyed messages and consumer groups, delivering at least once: a message counts as handled
+ * when the handler resolves; if the handler throws, or its consumer dies first, the message is delivered
+ * again (to any consumer of the group). `publish` resolves once the messages are durably stored (for
+ * non-ephemeral topics), so a caller may acknowledge its client.
+ */
+export interface InvocationBus {
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  publish(topic: string, messages: readonly BusMessage[]): Promise<void>;
+  consume(options: ConsumeOptions, handler: (message: DeliveredMessage) => Promise<void>): Promise<Consumer>;
+  close(): Promise<void>;
+}

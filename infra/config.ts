@@ -17,6 +17,21 @@ export interface Config {
   /** How long a deleted function's name stays reserved before it is purged. */
   readonly functionRetentionMs: number;
   readonly logLevel: string;
+  /** Runner: containers alive at once (busy and idle), invocations worked on at once, idle lifetime. */
+  readonly runner: {
+    readonly nodeId: string | undefined;
+    readonly maxContainers: number;
+    readonly concurrency: number;
+    readonly idleTtlMs: number;
+    readonly heartbeatIntervalMs: number;
+  };
+  /** Async invocations: first retry delay (doubling), oldest event ever run. */
+  readonly retryBaseDelayMs: number;
+  readonly maxEventAgeMs: number;
+  /** Sync invocations of one function running at once through one API node, unless the function says otherwise. */
+  readonly functionConcurrency: number;
+  /** How long invocation records, logs and metric buckets are kept. */
+  readonly invocationRetentionMs: number;
   readonly eventStoreUrl: string | undefined;
   readonly mongoUrl: string | undefined;
   readonly kafkaBrokers: readonly string[] | undefined;
@@ -72,6 +87,7 @@ const rateLimits = (text: string | undefined): Config['rateLimits'] => {
 
 export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
   const adminPassword = env.STRATA_ADMIN_PASSWORD || DEFAULT_ADMIN_PASSWORD;
+  const maxContainers = integer(env, 'STRATA_RUNNER_MAX_CONTAINERS', 64, 1, 10_000);
   return {
     host: env.HOST || '0.0.0.0',
     port: integer(env, 'PORT', 8080, 0, 65_535),
@@ -84,6 +100,17 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     rateLimits: rateLimits(env.STRATA_RATE_LIMITS),
     functionRetentionMs: duration(env, 'STRATA_FUNCTION_RETENTION', 'P7D'),
     logLevel: env.STRATA_LOG_LEVEL || 'info',
+    runner: {
+      nodeId: env.STRATA_RUNNER_ID || undefined,
+      maxContainers,
+      concurrency: integer(env, 'STRATA_RUNNER_CONCURRENCY', maxContainers, 1, 10_000),
+      idleTtlMs: duration(env, 'STRATA_RUNNER_IDLE_TTL', 'PT10M'),
+      heartbeatIntervalMs: duration(env, 'STRATA_HEARTBEAT_INTERVAL', 'PT2S'),
+    },
+    retryBaseDelayMs: duration(env, 'STRATA_RETRY_BASE_DELAY', 'PT1S'),
+    maxEventAgeMs: duration(env, 'STRATA_MAX_EVENT_AGE', 'PT6H'),
+    functionConcurrency: integer(env, 'STRATA_FUNCTION_CONCURRENCY', 100, 1, 100_000),
+    invocationRetentionMs: duration(env, 'STRATA_INVOCATION_RETENTION', 'P7D'),
     eventStoreUrl: env.STRATA_EVENTSTORE_URL || undefined,
     mongoUrl: env.STRATA_MONGODB_URL || undefined,
     kafkaBrokers: env.STRATA_KAFKA_BROKERS

@@ -1,19 +1,27 @@
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createApp } from '../api/app.ts';
 import { createAuthenticate, createTokens } from '../api/auth.ts';
 import { createRateLimiter } from '../api/middleware/rateLimit.ts';
 import { aliasEndpoints } from '../api/routes/aliases.ts';
 import { authEndpoints, createLoginThrottle } from '../api/routes/auth.ts';
 import { functionEndpoints } from '../api/routes/functions.ts';
+import { invocationEndpoints } from '../api/routes/invocations.ts';
+import { runnerEndpoints } from '../api/routes/runners.ts';
 import { userEndpoints } from '../api/routes/users.ts';
 import { versionEndpoints } from '../api/routes/versions.ts';
 import { ensureFirstAdmin } from '../commands/bootstrap.ts';
 import { createFunctionCommands } from '../commands/functions.ts';
+import { createInvocationDispatcher } from '../commands/invocations.ts';
 import { createPurger } from '../commands/purger.ts';
 import { createUserCommands } from '../commands/users.ts';
-import type { Clock, CodeStore, EventStore, Ids, ReadStore } from '../domain/ports.ts';
+import { type InvocationResult, type RunnerHeartbeat, TOPICS } from '../domain/invocation/messages.ts';
+import type { Clock, CodeStore, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
+import { createInvocationRecorder, INVOCATION_INDEXES, invocationTotals } from '../projections/invocations.ts';
+import { RUNNERS_COLLECTION, recordHeartbeat } from '../projections/runners.ts';
 import { createProjector, type Projector } from '../projections/projector.ts';
 import { READ_MODELS } from '../projections/readModels.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
@@ -23,14 +31,22 @@ import { createFileCodeStore } from './codeStore/files/index.ts';
 import type { Config } from './config.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
+import { createEmbeddedBroker } from './bus/embedded/broker.ts';
+import { busSocketPath } from './paths.ts';
 import { createSqliteReadStore } from './readStore/sqlite/index.ts';
+import { startRunner } from './runner.ts';
+import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
 import { randomIds, systemClock } from './system.ts';
+import { startTelemetry } from './telemetry/index.ts';
 
 export interface Platform {
   readonly server: Server;
   readonly eventStore: EventStore;
   readonly readStore: ReadStore;
   readonly projector: Projector;
+  readonly bus: InvocationBus;
+  /** Pids of the runner processes this platform supervises (embedded mode). */
+  runnerPids(): number[];
   /** The address the API listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   close(): Promise<void>;
@@ -39,7 +55,16 @@ export interface Platform {
 export interface PlatformDependencies {
   readonly clock?: Clock;
   readonly ids?: Ids;
+  /**
+   * Runner processes to supervise (default 1). 0 starts none; 'inProcess' runs one inside this process
+   * (tests of the API that do not exercise process isolation).
+   */
+  readonly runners?: number | 'inProcess';
 }
+
+const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
+const FLUSH_INTERVAL_MS = 1_000;
+const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 const PURGE_INTERVAL_MS = 60_000;
 
@@ -49,6 +74,7 @@ export const startPlatform = async (
   logger: Logger,
   dependencies: PlatformDependencies = {},
 ): Promise<Platform> => {
+  const telemetry = startTelemetry('strata-api');
   const clock = dependencies.clock ?? systemClock;
   const ids = dependencies.ids ?? randomIds;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -98,6 +124,67 @@ export const startPlatform = async (
     }
   }
 
+  const nodeId = `api-${hostname()}-${process.pid}`;
+  const broker = await createEmbeddedBroker({
+    path: join(config.dataDir, 'bus.db'),
+    socketPath: busSocketPath(config.dataDir),
+    logger,
+  });
+  const bus = broker.bus;
+  for (const [collection, fields] of INVOCATION_INDEXES) await readStore.ensureIndex(collection, fields);
+  await readStore.ensureIndex(RUNNERS_COLLECTION, ['nodeId']);
+  const recorder = createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
+  const dispatcher = createInvocationDispatcher({
+    nodeId,
+    bus,
+    readStore,
+    recorder,
+    defaultConcurrencyLimit: config.functionConcurrency,
+    replyGraceMs: 10_000,
+    now: () => clock.now(),
+    newRequestId: () => ids.next('req'),
+  });
+  await dispatcher.start();
+  await bus.ensureTopics([{ name: TOPICS.heartbeats, ephemeral: true }]);
+  const consumers: Consumer[] = [
+    await bus.consume({ topic: TOPICS.results, group: 'strata-records', concurrency: 1 }, async (message) => {
+      await recorder.record(JSON.parse(message.value) as InvocationResult);
+    }),
+    await bus.consume(
+      { topic: TOPICS.heartbeats, group: `strata-runners-view-${nodeId}`, from: 'latest' },
+      async (message) => {
+        await recordHeartbeat(readStore, JSON.parse(message.value) as RunnerHeartbeat);
+      },
+    ),
+  ];
+  const flushTimer = setInterval(
+    () => void recorder.flush().catch((error: unknown) => logger.error({ err: error }, 'metrics flush failed')),
+    FLUSH_INTERVAL_MS,
+  );
+  const sweepTimer = setInterval(
+    () =>
+      void recorder
+        .sweep(clock.now())
+        .catch((error: unknown) => logger.error({ err: error }, 'retention sweep failed')),
+    SWEEP_INTERVAL_MS,
+  );
+  sweepTimer.unref();
+
+  const runnerCount = dependencies.runners ?? 1;
+  const inProcessRunner = runnerCount === 'inProcess' ? await startRunner(config, logger, bus) : undefined;
+  const supervised: SupervisedProcess[] = [];
+  for (let index = 1; typeof runnerCount === 'number' && index <= runnerCount; index += 1) {
+    supervised.push(
+      supervise(
+        `runner-${index}`,
+        process.execPath,
+        [STRATA_BIN, 'start', '--role', 'runner'],
+        childEnvironment({ STRATA_DATA_DIR: config.dataDir, STRATA_RUNNER_ID: `runner-${index}` }),
+        logger,
+      ),
+    );
+  }
+
   const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
   const now = () => clock.now();
   const app = createApp({
@@ -110,9 +197,16 @@ export const startPlatform = async (
         throttle: createLoginThrottle(),
       }),
       ...userEndpoints({ readStore, users }),
-      ...functionEndpoints({ readStore, functions }),
-      ...versionEndpoints({ readStore, functions }),
+      ...functionEndpoints({ readStore, functions, invocationStats: (name) => invocationTotals(readStore, name) }),
+      ...versionEndpoints({
+        readStore,
+        functions,
+        invocationCount: async (name, version) =>
+          (await invocationTotals(readStore, `${name}:${version}`)).totalInvocations,
+      }),
       ...aliasEndpoints({ readStore, functions }),
+      ...invocationEndpoints({ readStore, dispatcher, metricsRetentionMs: config.invocationRetentionMs, now }),
+      ...runnerEndpoints(readStore, now),
     ],
     jwtSecret: secret,
     authenticate: createAuthenticate(readStore),
@@ -152,13 +246,24 @@ export const startPlatform = async (
     eventStore,
     readStore,
     projector,
+    bus,
+    runnerPids: () => supervised.map((child) => child.pid()).filter((pid): pid is number => pid !== undefined),
     url: `http://${host}:${port}`,
     async close() {
       clearInterval(purgeTimer);
+      clearInterval(flushTimer);
+      clearInterval(sweepTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await Promise.all(supervised.map((child) => child.stop()));
+      await inProcessRunner?.close();
+      for (const consumer of consumers) await consumer.close();
+      await dispatcher.close();
+      await recorder.flush();
+      await broker.close();
+      await telemetry.shutdown();
       await projector.stop();
       await eventStore.close();
       await readStore.close();

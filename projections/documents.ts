@@ -16,6 +16,11 @@ export interface FunctionDocument {
   readonly timeout: number;
   readonly environment: Readonly<Record<string, string>>;
   readonly tags: Readonly<Record<string, string>>;
+  /** The tags keyed by `tagIndexKey`, so that a filter can name any tag key as a plain field path. */
+  readonly tagIndex: Readonly<Record<string, string>>;
+  readonly concurrencyLimit: number | null;
+  readonly asyncRetries: number;
+  readonly maxEventAgeSeconds: number;
   readonly publishedVersion: string | null;
   readonly ownerId: string;
   readonly status: 'Active' | 'Deleted';
@@ -65,6 +70,12 @@ export interface UserDocument {
   readonly createdAt: string;
   readonly updatedAt: string;
 }
+
+/** A tag key as a field-path segment: tag keys may hold '.', '/' and spaces, which field paths cannot. */
+export const tagIndexKey = (tagKey: string): string => Buffer.from(tagKey, 'utf8').toString('hex');
+
+export const tagIndexOf = (tags: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(tags).map(([key, value]) => [tagIndexKey(key), value]));
 
 export const versionString = (version: number): string => `v${version}`;
 export const versionId = (functionName: string, version: number): string => `${functionName}:${version}`;

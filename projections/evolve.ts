@@ -1,14 +1,23 @@
 import type { FunctionEvent } from '../domain/function/events.ts';
+import { DEFAULT_CONFIGURATION } from '../domain/function/validation.ts';
 import type { RecordedEvent } from '../domain/ports.ts';
 import { assertNever } from '../domain/shared/errors.ts';
 import type { UserEvent } from '../domain/user/events.ts';
 import {
   type AliasDocument,
   type FunctionDocument,
+  tagIndexOf,
   type UserDocument,
   type VersionDocument,
   versionString,
 } from './documents.ts';
+
+/** Events written before the invocation settings existed read as the defaults. */
+const INVOCATION_DEFAULTS = {
+  concurrencyLimit: DEFAULT_CONFIGURATION.concurrencyLimit,
+  asyncRetries: DEFAULT_CONFIGURATION.asyncRetries,
+  maxEventAgeSeconds: DEFAULT_CONFIGURATION.maxEventAgeSeconds,
+};
 
 /** A recorded event with its domain shape: what every pure read-model evolve takes. */
 export type Recorded<E> = E & Pick<RecordedEvent, 'metadata' | 'streamId' | 'revision'>;
@@ -24,7 +33,9 @@ export const evolveFunctionDocument = (
       const { name, ownerId, ...configuration } = event.data;
       return {
         name,
+        ...INVOCATION_DEFAULTS,
         ...configuration,
+        tagIndex: tagIndexOf(configuration.tags),
         publishedVersion: null,
         ownerId,
         status: 'Active',
@@ -42,6 +53,7 @@ export const evolveFunctionDocument = (
       return {
         ...doc,
         ...changes,
+        tagIndex: changes.tags === undefined ? doc.tagIndex : tagIndexOf(changes.tags),
         publishedVersion:
           publishedVersion === undefined
             ? doc.publishedVersion

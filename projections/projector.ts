@@ -97,6 +97,12 @@ export const createProjector = (options: ProjectorOptions): Projector => {
     });
   };
 
+  /** Only the projections' own collections: other read models (invocation records, metrics) stay. */
+  const dropReadModels = async () => {
+    const collections = new Set(projections.flatMap((projection) => Object.keys(projection.indexes)));
+    for (const collection of collections) await readStore.dropCollection(collection);
+  };
+
   const stop = async () => {
     await subscription?.close();
     subscription = undefined;
@@ -105,13 +111,13 @@ export const createProjector = (options: ProjectorOptions): Projector => {
   return {
     async start() {
       const checkpoint = await readStore.getCheckpoint(checkpointName);
-      if (checkpoint === null) await readStore.dropAll();
+      if (checkpoint === null) await dropReadModels();
       await follow(checkpoint);
     },
     waitFor,
     async rebuild() {
       await stop();
-      await readStore.dropAll();
+      await dropReadModels();
       await follow(null);
     },
     position: () => applied,

@@ -55,7 +55,7 @@ const functionName = (event: RecordedEvent): string => (event.data as { name: st
 
 const functionsProjection: Projection = {
   name: 'functions',
-  version: 1,
+  version: 2,
   streamPrefixes: [FUNCTION_STREAM_PREFIX],
   indexes: {
     [COLLECTIONS.functions]: [

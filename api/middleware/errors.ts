@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { trace } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
 import { errorOf } from '../../domain/shared/errors.ts';
 import { isStoreError } from '../../domain/ports.ts';
@@ -10,9 +10,12 @@ export interface RequestState {
   traceId: string;
 }
 
+const tracer = trace.getTracer('strata-api');
+
+/** A trace id from the active span; a random one where no tracer provider is registered. */
 const traceIdOf = (): string => {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  return spanContext?.traceId ?? randomBytes(16).toString('hex');
+  const traceId = trace.getActiveSpan()?.spanContext().traceId;
+  return traceId === undefined || /^0+$/.test(traceId) ? randomBytes(16).toString('hex') : traceId;
 };
 
 /** Koa's own HTTP errors (from koa-jwt, the router, ctx.throw) mapped onto our codes. */
@@ -61,14 +64,33 @@ const toApiError = (error: unknown): ApiError => {
  * First middleware: gives the request a trace id and turns every failure, and every unmatched route,
  * into the one documented error body.
  */
-export const errorMiddleware = (logger: Logger) => async (ctx: Context, next: Next) => {
+export const errorMiddleware = (logger: Logger) => (ctx: Context, next: Next) => {
+  const parent = propagation.extract(context.active(), ctx.headers);
+  return tracer.startActiveSpan(`${ctx.method} ${ctx.path}`, { kind: SpanKind.SERVER }, parent, async (span) => {
+    try {
+      await handleErrors(ctx, next, logger);
+      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+      if (typeof route === 'string') span.updateName(`${ctx.method} ${route}`);
+      span.setAttribute('http.response.status_code', ctx.status);
+      if (ctx.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    } finally {
+      span.end();
+    }
+  });
+};
+
+const handleErrors = async (ctx: Context, next: Next, logger: Logger) => {
   const traceId = traceIdOf();
   (ctx.state as RequestState).traceId = traceId;
   ctx.set('X-Trace-Id', traceId);
   try {
     await next();
-    if (ctx.status === 404 && ctx.body === undefined) {
-      throw new ApiError('NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+    if (ctx.body === undefined && [404, 405, 501].includes(ctx.status)) {
+      const allow = String(ctx.response.headers.allow ?? '');
+      if (ctx.status === 404 || allow === '') throw new ApiError('NOT_FOUND', `No route for ${ctx.method} ${ctx.path}`);
+      throw new ApiError('METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow}`, [], {
+        Allow: allow,
+      });
     }
   } catch (caught) {
     const error = toApiError(caught);

@@ -2,7 +2,7 @@ import type { FunctionCommands } from '../../commands/functions.ts';
 import type { ConfigurationChanges } from '../../domain/function/decider.ts';
 import type { FunctionConfiguration } from '../../domain/function/events.ts';
 import type { ReadStore, Scalar } from '../../domain/ports.ts';
-import { COLLECTIONS, type FunctionDocument } from '../../projections/documents.ts';
+import { COLLECTIONS, type FunctionDocument, tagIndexKey } from '../../projections/documents.ts';
 import { ALL_ROLES, type Endpoint } from '../endpoint.ts';
 import { createFunctionBody, listFunctionsQuery, updateFunctionBody } from '../schemas.ts';
 import { activeFunction, documents, param, pick } from './common.ts';
@@ -14,7 +14,16 @@ export interface FunctionRoutesOptions {
   readonly invocationStats?: (name: string) => Promise<{ totalInvocations: number; lastInvokedAt: string | null }>;
 }
 
-const CONFIG_FIELDS = ['description', 'runtime', 'handler', 'memorySize', 'timeout'] as const;
+const CONFIG_FIELDS = [
+  'description',
+  'runtime',
+  'handler',
+  'memorySize',
+  'timeout',
+  'concurrencyLimit',
+  'asyncRetries',
+  'maxEventAgeSeconds',
+] as const;
 
 export const functionEndpoints = ({ readStore, functions, invocationStats }: FunctionRoutesOptions): Endpoint[] => {
   const stats = async (name: string) => (await invocationStats?.(name)) ?? { totalInvocations: 0, lastInvokedAt: null };
@@ -62,7 +71,7 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
         if (runtime !== undefined) where.runtime = runtime;
         if (tag !== undefined) {
           const split = tag.indexOf(':');
-          where[`tags.${tag.slice(0, split)}`] = tag.slice(split + 1);
+          where[`tagIndex.${tagIndexKey(tag.slice(0, split))}`] = tag.slice(split + 1);
         }
         const page = await readStore.find(COLLECTIONS.functions, { where, sortBy: 'name', limit, offset });
         const items = await Promise.all(

@@ -10,6 +10,7 @@ import {
   checkMemorySize,
   checkRouting,
   checkRuntimeAndHandler,
+  checkInvocationSettings,
   checkTags,
   checkTimeout,
   DEFAULT_CONFIGURATION,
@@ -141,6 +142,7 @@ const decideCreate = (
   checkTimeout(configuration.timeout, problems);
   checkEnvironment('environment', configuration.environment, problems);
   checkTags(configuration.tags, problems);
+  checkInvocationSettings(configuration, problems);
   if (problems.length > 0) return invalid(problems);
   if (state.status === 'active') return conflict(`Function '${command.name}' already exists`);
   if (state.status === 'deleted') {
@@ -165,6 +167,7 @@ const decideUpdate = (
   if (changes.timeout !== undefined) checkTimeout(next.timeout, problems);
   if (changes.environment !== undefined) checkEnvironment('environment', next.environment, problems);
   if (changes.tags !== undefined) checkTags(next.tags, problems);
+  checkInvocationSettings(changes, problems);
   if (changes.publishedVersion !== undefined && changes.publishedVersion !== null) {
     if (state.versions[String(changes.publishedVersion)] === undefined) {
       problems.push({ field: 'publishedVersion', message: `Version ${changes.publishedVersion} does not exist` });
@@ -311,7 +314,7 @@ export const evolveFunction = (state: FunctionState, event: FunctionEvent): Func
         lastVersion: state.lastVersion,
         status: 'active',
         name,
-        configuration,
+        configuration: { ...DEFAULT_CONFIGURATION, ...configuration },
       };
     }
     case 'FunctionConfigurationUpdated': {

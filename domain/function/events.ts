@@ -7,6 +7,12 @@ export interface FunctionConfiguration {
   readonly timeout: number;
   readonly environment: Readonly<Record<string, string>>;
   readonly tags: Readonly<Record<string, string>>;
+  /** Invocations of the function running at once through one API node; null: the platform default. */
+  readonly concurrencyLimit: number | null;
+  /** Retries of a failed async invocation. */
+  readonly asyncRetries: number;
+  /** Oldest an async invocation may be when it (re)starts; older ones go to the dead-letter topic. */
+  readonly maxEventAgeSeconds: number;
 }
 
 /** Version weights of an alias: version number (as a string key) → integer percent; sums to 100. */

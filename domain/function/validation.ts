@@ -19,6 +19,10 @@ export const LIMITS = {
   tagCount: 50,
   tagKeyLength: 128,
   tagValueLength: 256,
+  concurrencyMax: 10_000,
+  asyncRetriesMax: 10,
+  maxEventAgeMin: 60,
+  maxEventAgeMax: 21_600,
 } as const;
 
 export const DEFAULT_CONFIGURATION = {
@@ -27,6 +31,9 @@ export const DEFAULT_CONFIGURATION = {
   timeout: 3,
   environment: {},
   tags: {},
+  concurrencyLimit: null,
+  asyncRetries: 2,
+  maxEventAgeSeconds: 21_600,
 } as const;
 
 const utf8Length = (text: string): number => Buffer.byteLength(text, 'utf8');
@@ -174,5 +181,42 @@ export const checkRouting = (
   }
   if (routing[String(primary)] === undefined) {
     problems.push({ field: 'version', message: `The alias's version ${primary} must be one of the routed versions` });
+  }
+};
+
+export const checkInvocationSettings = (
+  settings: { concurrencyLimit?: number | null; asyncRetries?: number; maxEventAgeSeconds?: number },
+  problems: FieldProblem[],
+): void => {
+  const { concurrencyLimit, asyncRetries, maxEventAgeSeconds } = settings;
+  if (
+    concurrencyLimit !== undefined &&
+    concurrencyLimit !== null &&
+    (!Number.isInteger(concurrencyLimit) || concurrencyLimit < 1 || concurrencyLimit > LIMITS.concurrencyMax)
+  ) {
+    problems.push({
+      field: 'concurrencyLimit',
+      message: `concurrencyLimit must be 1-${LIMITS.concurrencyMax}, or null for the platform default`,
+    });
+  }
+  if (
+    asyncRetries !== undefined &&
+    (!Number.isInteger(asyncRetries) || asyncRetries < 0 || asyncRetries > LIMITS.asyncRetriesMax)
+  ) {
+    problems.push({
+      field: 'asyncRetries',
+      message: `asyncRetries must be a whole number from 0 to ${LIMITS.asyncRetriesMax}`,
+    });
+  }
+  if (
+    maxEventAgeSeconds !== undefined &&
+    (!Number.isInteger(maxEventAgeSeconds) ||
+      maxEventAgeSeconds < LIMITS.maxEventAgeMin ||
+      maxEventAgeSeconds > LIMITS.maxEventAgeMax)
+  ) {
+    problems.push({
+      field: 'maxEventAgeSeconds',
+      message: `maxEventAgeSeconds must be a whole number from ${LIMITS.maxEventAgeMin} to ${LIMITS.maxEventAgeMax}`,
+    });
   }
 };

@@ -209,6 +209,19 @@ export const readStoreContract = (test: TestFn, name: string, factory: ReadStore
     t.is(await store.getCheckpoint('functions'), large);
   });
 
+  test(`${name}: dropCollection removes one collection's documents and leaves the others`, async (t) => {
+    const { store, cleanup } = await factory();
+    t.teardown(cleanup);
+    await store.put('functions', 'a', { name: 'a' });
+    await store.put('functions', 'b', { name: 'b' });
+    await store.put('users', 'u', { username: 'u' });
+    await store.setCheckpoint('read-models', 7n);
+    await store.dropCollection('functions');
+    t.is((await store.find('functions')).total, 0);
+    t.deepEqual(await store.get('users', 'u'), { username: 'u' });
+    t.is(await store.getCheckpoint('read-models'), 7n);
+  });
+
   test(`${name}: dropAll removes every document and checkpoint, and the store stays usable`, async (t) => {
     const store = await open(t);
     await store.ensureIndex('functions', ['name']);

@@ -22,6 +22,9 @@ const DEFAULTS: FunctionConfiguration = {
   timeout: 3,
   environment: {},
   tags: {},
+  concurrencyLimit: null,
+  asyncRetries: 2,
+  maxEventAgeSeconds: 21_600,
 };
 
 type Published = Extract<FunctionEvent, { type: 'FunctionVersionPublished' }>['data'];
@@ -408,6 +411,9 @@ test('create applies defaults: empty description, 128 MB, 3 s, no environment, n
           timeout: 3,
           environment: {},
           tags: {},
+          concurrencyLimit: null,
+          asyncRetries: 2,
+          maxEventAgeSeconds: 21_600,
         },
       },
     ]));

@@ -78,7 +78,8 @@ export const startTestPlatform = async (
 ): Promise<TestPlatform> => {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'strata-test-')));
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STRATA_DATA_DIR: dir, STRATA_RATE_LIMITS: 'off', ...env });
-  const platform = await startPlatform(config, silentLogger(), dependencies);
+  // Control-plane tests run no runner unless they ask for one.
+  const platform = await startPlatform(config, silentLogger(), { runners: 0, ...dependencies });
   const anonymous = createClient(platform.url);
   const adminToken = await anonymous.login(ADMIN.username, ADMIN.password);
   const admin = createClient(platform.url, adminToken);
@@ -105,10 +106,11 @@ export const startTestPlatform = async (
 
 /** A ZIP (base64) holding the given files. */
 export const zipBase64 = (files: Record<string, string>): string =>
-  Buffer.from(zipSync(Object.fromEntries(Object.entries(files).map(([path, text]) => [path, Buffer.from(text)])))).toString(
-    'base64',
-  );
+  Buffer.from(
+    zipSync(Object.fromEntries(Object.entries(files).map(([path, text]) => [path, Buffer.from(text)]))),
+  ).toString('base64');
 
 export const HELLO_NODE = zipBase64({
-  'index.js': 'exports.handler = async (event) => ({ statusCode: 200, body: JSON.stringify({ hello: event.name ?? "world" }) });\n',
+  'index.js':
+    'exports.handler = async (event) => ({ statusCode: 200, body: JSON.stringify({ hello: event.name ?? "world" }) });\n',
 });

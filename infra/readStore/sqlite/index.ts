@@ -90,6 +90,7 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
     'INSERT INTO documents (collection, id, body) VALUES (?, ?, jsonb(?)) ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body',
   );
   const deleteDocument = db.prepare('DELETE FROM documents WHERE collection = ? AND id = ?');
+  const deleteCollection = db.prepare('DELETE FROM documents WHERE collection = ?');
   const getCheckpoint = db.prepare('SELECT position FROM checkpoints WHERE projection = ?');
   const putCheckpoint = db.prepare(
     'INSERT INTO checkpoints (projection, position) VALUES (?, ?) ON CONFLICT (projection) DO UPDATE SET position = excluded.position',
@@ -151,6 +152,10 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
     async setCheckpoint(projection, position) {
       // TEXT, because log positions may use all 64 unsigned bits and SQLite integers are signed.
       putCheckpoint.run(projection, position.toString());
+    },
+    async dropCollection(collection) {
+      checkCollection(collection);
+      deleteCollection.run(collection);
     },
     async dropAll() {
       // Indexes stay: they are declarations of how collections are queried, not data.

@@ -1,0 +1,249 @@
+// Control-plane latency over HTTP against a platform started in this process, plus the event store's
+// durable append rate. `npm run bench:control [-- --functions 1000]`.
+import { randomFillSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { zipSync } from 'fflate';
+import { loadConfig } from '../infra/config.ts';
+import { createSqliteEventStore } from '../infra/eventStore/sqlite/index.ts';
+import { silentLogger } from '../infra/logger.ts';
+import { startPlatform } from '../infra/platform.ts';
+import { type AppendRate, measureAppendRate } from './eventStoreAppend.ts';
+
+const { values } = parseArgs({ options: { functions: { type: 'string', default: '10000' } } });
+const FUNCTIONS = Number(values.functions);
+if (!Number.isInteger(FUNCTIONS) || FUNCTIONS < 100) {
+  console.error('bench:control: --functions must be a whole number of at least 100');
+  process.exit(2);
+}
+/** Requests are sent one at a time: each sample is one request's latency, never queueing behind another. */
+const CONCURRENCY = 1;
+const PAYLOAD_BYTES = 1024 * 1024;
+const BATCH = 20;
+const LIST_SAMPLES = 200;
+const LIMIT = 20;
+const TARGET_P50_MS = 5;
+const TARGET_APPENDS_PER_SECOND = 2_000;
+/** List timings are taken at a tenth of the functions and at all of them, to compare. */
+const SMALL = FUNCTIONS / 10;
+
+interface Reply {
+  readonly status: number;
+  readonly body: string;
+  readonly ms: number;
+}
+
+const percentile = (sorted: readonly number[], fraction: number): number =>
+  sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
+
+class Samples {
+  readonly #values: number[] = [];
+  add(ms: number) {
+    this.#values.push(ms);
+  }
+  summary() {
+    const sorted = [...this.#values].sort((a, b) => a - b);
+    return { count: sorted.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+  }
+}
+
+const directory = await mkdtemp(join(tmpdir(), 'strata-bench-control-'));
+const platform = await startPlatform(
+  loadConfig({ PORT: '0', HOST: '127.0.0.1', STRATA_DATA_DIR: join(directory, 'data'), STRATA_RATE_LIMITS: 'off' }),
+  silentLogger(),
+);
+// Bodies are built between batches: the connection must outlive those pauses, or a request may meet a
+// socket the server is just closing.
+platform.server.keepAliveTimeout = 10 * 60_000;
+const { hostname, port } = new URL(platform.url);
+const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+
+const send = (method: string, path: string, token: string | undefined, body?: Buffer): Promise<Reply> =>
+  new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = {};
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = body.byteLength;
+    }
+    const started = performance.now();
+    const request = httpRequest({ host: hostname, port, method, path, agent, headers }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString(),
+          ms: performance.now() - started,
+        }),
+      );
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+
+const expect = (reply: Reply, status: number, what: string): Reply => {
+  if (reply.status !== status)
+    throw new Error(`${what}: expected ${status}, got ${reply.status} ${reply.body.slice(0, 500)}`);
+  return reply;
+};
+
+const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+/** A ZIP of an index.js and 1 MiB of random bytes, stored uncompressed: every version has its own content. */
+const versionBody = (name: string): Buffer => {
+  const zip = zipSync({
+    'index.js': [Buffer.from(`exports.handler = async () => ({ statusCode: 200, body: '${name}' });\n`), { level: 0 }],
+    'payload.bin': [randomFillSync(Buffer.allocUnsafe(PAYLOAD_BYTES)), { level: 0 }],
+  });
+  return json({ code: Buffer.from(zip).toString('base64') });
+};
+
+const nameOf = (index: number) => `fn-${String(index).padStart(6, '0')}`;
+
+const samples = {
+  create: new Samples(),
+  publish: new Samples(),
+  get: new Samples(),
+  listDeep: new Samples(),
+  listFirstSmall: new Samples(),
+  listLastSmallPageSmall: new Samples(),
+  listFirstFull: new Samples(),
+  listLastSmallPageFull: new Samples(),
+};
+
+const measureLists = async (token: string, into: Samples, offset: number) => {
+  for (let sample = 0; sample < LIST_SAMPLES; sample += 1) {
+    const reply = expect(await send('GET', `/api/v1/functions?limit=${LIMIT}&offset=${offset}`, token), 200, 'list');
+    into.add(reply.ms);
+  }
+};
+
+let appendRates: AppendRate[] = [];
+let rebuildSeconds = Number.NaN;
+try {
+  const login = expect(
+    await send(
+      'POST',
+      '/api/v1/authentication/login',
+      undefined,
+      json({ username: 'admin@example.com', password: 'Admin123!' }),
+    ),
+    200,
+    'login',
+  );
+  const token = (JSON.parse(login.body) as { token: string }).token;
+  const started = performance.now();
+
+  for (let first = 0; first < FUNCTIONS; first += BATCH) {
+    const indexes = Array.from({ length: Math.min(BATCH, FUNCTIONS - first) }, (_, offset) => first + offset);
+    // Bodies are built before the requests they belong to, outside every timed sample.
+    const bodies = indexes.map((index) => ({
+      create: json({ name: nameOf(index), runtime: 'Node24', handler: 'index.handler' }),
+      publish: versionBody(nameOf(index)),
+    }));
+    for (const [position, index] of indexes.entries()) {
+      const name = nameOf(index);
+      const body = bodies[position];
+      if (body === undefined) throw new Error('no body');
+      samples.create.add(expect(await send('POST', '/api/v1/functions', token, body.create), 201, `create ${name}`).ms);
+      const published = expect(
+        await send('POST', `/api/v1/functions/${name}/versions`, token, body.publish),
+        201,
+        `publish ${name}`,
+      );
+      if ((JSON.parse(published.body) as { version: number }).version !== 1) throw new Error(`${name}: not version 1`);
+      samples.publish.add(published.ms);
+      samples.get.add(expect(await send('GET', `/api/v1/functions/${name}`, token), 200, `get ${name}`).ms);
+
+      const count = index + 1;
+      if (count === SMALL) {
+        await measureLists(token, samples.listFirstSmall, 0);
+        await measureLists(token, samples.listLastSmallPageSmall, SMALL - LIMIT);
+      }
+    }
+    const done = first + indexes.length;
+    if (done % 1000 === 0 || done === FUNCTIONS) {
+      console.error(`bench:control: ${done} functions in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    }
+  }
+  await measureLists(token, samples.listFirstFull, 0);
+  await measureLists(token, samples.listLastSmallPageFull, SMALL - LIMIT);
+  await measureLists(token, samples.listDeep, FUNCTIONS - LIMIT);
+
+  const rebuildStarted = performance.now();
+  await platform.projector.rebuild();
+  rebuildSeconds = (performance.now() - rebuildStarted) / 1000;
+} finally {
+  agent.destroy();
+  await platform.close();
+  await rm(directory, { recursive: true, force: true });
+}
+
+for (const [concurrency, appends] of [
+  [1, 2_000],
+  [64, 20_000],
+] as const) {
+  const storeDirectory = await mkdtemp(join(tmpdir(), 'strata-bench-append-'));
+  const store = createSqliteEventStore({ path: join(storeDirectory, 'events.db') });
+  try {
+    appendRates = [...appendRates, await measureAppendRate(store, { appends, concurrency })];
+  } finally {
+    await store.close();
+    await rm(storeDirectory, { recursive: true, force: true });
+  }
+}
+
+const count = (n: number) => n.toLocaleString('en-US');
+const ms = (value: number) => value.toFixed(2);
+
+/** A markdown table, numbers right-aligned. */
+const table = (rows: readonly (readonly string[])[]): string => {
+  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
+  const line = (row: readonly string[]) =>
+    `| ${row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((width, column) => `${'-'.repeat(width + 1)}${column === 0 ? '-' : ':'}`).join('|')}|`;
+  return [line(rows[0] ?? []), rule, ...rows.slice(1).map(line)].join('\n');
+};
+
+const latency = (label: string, from: Samples): string[] => {
+  const { count: n, p50, p99 } = from.summary();
+  return [label, count(n), ms(p50), ms(p99), `< ${TARGET_P50_MS} ms`, p50 < TARGET_P50_MS ? 'yes' : 'NO'];
+};
+
+console.log(
+  `Strata control plane: ${count(FUNCTIONS)} functions over HTTP keep-alive, concurrency ${CONCURRENCY}, node ${process.version}\n`,
+);
+console.log(
+  table([
+    ['operation', 'samples', 'p50 ms', 'p99 ms', 'p50 target', 'met'],
+    latency('create function', samples.create),
+    latency('publish version (1 MiB ZIP)', samples.publish),
+    latency('get function', samples.get),
+    latency(`list offset ${count(FUNCTIONS - LIMIT)} @ ${count(FUNCTIONS)} functions`, samples.listDeep),
+    latency(`list offset 0 @ ${count(SMALL)} functions`, samples.listFirstSmall),
+    latency(`list offset 0 @ ${count(FUNCTIONS)} functions`, samples.listFirstFull),
+    latency(`list offset ${count(SMALL - LIMIT)} @ ${count(SMALL)} functions`, samples.listLastSmallPageSmall),
+    latency(`list offset ${count(SMALL - LIMIT)} @ ${count(FUNCTIONS)} functions`, samples.listLastSmallPageFull),
+  ]),
+);
+console.log();
+console.log(
+  table([
+    ['event store (sqlite, fsync per commit)', 'appends', 'events/s', 'target', 'met'],
+    ...appendRates.map((rate) => [
+      `durable appends, ${rate.concurrency} concurrent writer${rate.concurrency === 1 ? '' : 's'}`,
+      count(rate.appends),
+      count(rate.appendsPerSecond),
+      `>= ${count(TARGET_APPENDS_PER_SECOND)}`,
+      rate.appendsPerSecond >= TARGET_APPENDS_PER_SECOND ? 'yes' : 'NO',
+    ]),
+  ]),
+);
+console.log(
+  `\nRebuilding the read models from the log (${count(FUNCTIONS)} functions): ${rebuildSeconds.toFixed(1)} s`,
+);
