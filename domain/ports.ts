@@ -174,6 +174,24 @@ export type ZipInspection =
 
 export type InspectCodePackage = (bytes: Uint8Array) => Promise<ZipInspection>;
 
+/** Errors raised by bus adapters, recognised by `code`. */
+export type BusErrorCode = 'UNKNOWN_TOPIC' | 'INVALID_ARGUMENT' | 'UNAVAILABLE';
+
+export class BusError extends Error {
+  readonly code: BusErrorCode;
+  constructor(code: BusErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BusError';
+    this.code = code;
+  }
+}
+
+export const isBusError = (error: unknown, code?: BusErrorCode): error is BusError =>
+  typeof error === 'object' &&
+  error !== null &&
+  (error as { name?: unknown }).name === 'BusError' &&
+  (code === undefined || (error as { code?: unknown }).code === code);
+
 /** A message to publish: a key (partitioning and ordering), a JSON text value, string headers. */
 export interface BusMessage {
   readonly key: string;
@@ -224,7 +242,9 @@ export interface Consumer {
  * Topics with keyed messages and consumer groups, delivering at least once: a message counts as handled
  * when the handler resolves; if the handler throws, or its consumer dies first, the message is delivered
  * again (to any consumer of the group). `publish` resolves once the messages are durably stored (for
- * non-ephemeral topics), so a caller may acknowledge its client.
+ * non-ephemeral topics), so a caller may acknowledge its client. Publishing to or consuming from a topic
+ * no one declared rejects with `BusError` `UNKNOWN_TOPIC`; an unreachable bus with `UNAVAILABLE`. With
+ * `concurrency` above 1 there is no ordering, not even per key.
  */
 export interface InvocationBus {
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;

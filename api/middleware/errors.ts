@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Context, Next } from 'koa';
 import { errorOf } from '../../domain/shared/errors.ts';
-import { isStoreError } from '../../domain/ports.ts';
+import { isBusError, isStoreError } from '../../domain/ports.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { ApiError, type ApiErrorCode, type ErrorBody, isApiError, STATUS_OF } from '../errors.ts';
 
@@ -49,8 +49,9 @@ const toApiError = (error: unknown): ApiError => {
   if (isStoreError(error, 'WRONG_EXPECTED_REVISION')) {
     return new ApiError('CONFLICT', 'The resource was changed concurrently; retry the request');
   }
-  if (isStoreError(error, 'UNAVAILABLE'))
-    return new ApiError('SERVICE_UNAVAILABLE', 'A backing service is unavailable');
+  if (isStoreError(error, 'UNAVAILABLE') || isBusError(error, 'UNAVAILABLE')) {
+    return new ApiError('SERVICE_UNAVAILABLE', 'A backing service is unavailable', [], { 'Retry-After': '1' });
+  }
   const status = (error as { status?: unknown; expose?: unknown }).status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = fromHttpStatus(status);

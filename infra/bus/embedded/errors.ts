@@ -1,20 +1,6 @@
-/** Errors raised by the embedded bus, recognised by `code` (the same way as the ports' `StoreError`). */
-export type BusErrorCode = 'UNKNOWN_TOPIC' | 'INVALID_ARGUMENT' | 'UNAVAILABLE';
+import { BusError, type BusErrorCode, isBusError } from '../../../domain/ports.ts';
 
-export class BusError extends Error {
-  readonly code: BusErrorCode;
-  constructor(code: BusErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'BusError';
-    this.code = code;
-  }
-}
-
-export const isBusError = (error: unknown, code?: BusErrorCode): error is BusError =>
-  typeof error === 'object' &&
-  error !== null &&
-  (error as { name?: unknown }).name === 'BusError' &&
-  (code === undefined || (error as { code?: unknown }).code === code);
+export { BusError, type BusErrorCode, isBusError };
 
 const codes: ReadonlySet<string> = new Set<BusErrorCode>(['UNKNOWN_TOPIC', 'INVALID_ARGUMENT', 'UNAVAILABLE']);
 
