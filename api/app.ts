@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import koaJwt from 'koa-jwt';
@@ -48,7 +49,11 @@ export const createApp = (options: AppOptions): Koa => {
   });
   app.use(health.routes());
 
-  app.use(koaJwt({ secret: options.jwtSecret, algorithms: ['HS256'], passthrough: true }));
+  // A key object rather than the text: given text, jsonwebtoken first tries (and fails) to parse it as a
+  // public key on every request, which costs more than verifying the signature. koa-jwt's types predate key
+  // objects; it hands the secret to jsonwebtoken as it is.
+  const jwtKey = createSecretKey(Buffer.from(options.jwtSecret)) as unknown as string;
+  app.use(koaJwt({ secret: jwtKey, algorithms: ['HS256'], passthrough: true }));
 
   const api = new Router({ prefix: API_PREFIX });
   mount(api, options.endpoints, {

@@ -31,6 +31,16 @@ const main = async (): Promise<void> => {
   }
   const logger = createLogger(config.logLevel, role === 'all' ? 'strata' : `strata-${role}`);
   const running = role === 'runner' ? await startRunner(config, logger) : await startPlatform(config, logger);
+  // A runner the platform spawned goes when the platform goes (even by kill -9), instead of lingering.
+  const parent = Number(process.env.STRATA_PARENT_PID);
+  if (role === 'runner' && Number.isInteger(parent) && parent > 0) {
+    setInterval(() => {
+      if (process.ppid !== parent) {
+        logger.warn({ parent }, 'the platform process is gone; runner exiting');
+        process.exit(0);
+      }
+    }, 1_000).unref();
+  }
   const stop = (signal: string) => {
     logger.info({ signal }, 'shutting down');
     running.close().then(

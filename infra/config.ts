@@ -118,3 +118,21 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
       : undefined,
   };
 };
+
+/**
+ * The variables that hand this configuration's runner settings to a runner child process, which reads
+ * its configuration from its environment (the platform's may not come from `process.env`).
+ */
+export const runnerEnvironment = (config: Config): Record<string, string> => {
+  const seconds = (ms: number) => `PT${ms / 1000}S`;
+  return {
+    STRATA_DATA_DIR: config.dataDir,
+    STRATA_LOG_LEVEL: config.logLevel,
+    STRATA_RUNNER_MAX_CONTAINERS: String(config.runner.maxContainers),
+    STRATA_RUNNER_CONCURRENCY: String(config.runner.concurrency),
+    STRATA_RUNNER_IDLE_TTL: seconds(config.runner.idleTtlMs),
+    STRATA_HEARTBEAT_INTERVAL: seconds(config.runner.heartbeatIntervalMs),
+    STRATA_RETRY_BASE_DELAY: seconds(config.retryBaseDelayMs),
+    STRATA_MAX_EVENT_AGE: seconds(config.maxEventAgeMs),
+  };
+};

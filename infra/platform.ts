@@ -28,7 +28,7 @@ import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
 import { inspectZip } from './codePackage/inspect.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
-import type { Config } from './config.ts';
+import { type Config, runnerEnvironment } from './config.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
 import { createEmbeddedBroker } from './bus/embedded/broker.ts';
@@ -179,7 +179,11 @@ export const startPlatform = async (
         `runner-${index}`,
         process.execPath,
         [STRATA_BIN, 'start', '--role', 'runner'],
-        childEnvironment({ STRATA_DATA_DIR: config.dataDir, STRATA_RUNNER_ID: `runner-${index}` }),
+        childEnvironment({
+          ...runnerEnvironment(config),
+          STRATA_RUNNER_ID: `runner-${index}`,
+          STRATA_PARENT_PID: String(process.pid),
+        }),
         logger,
       ),
     );

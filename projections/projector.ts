@@ -11,8 +11,8 @@ export interface ProjectorOptions {
 export interface Projector {
   /** Rebuilds when projection versions changed, then catches up and follows the log. */
   start(): Promise<void>;
-  /** Resolves once every event up to `position` is reflected in the read models. */
-  waitFor(position: bigint, timeoutMs?: number): Promise<void>;
+  /** Resolves once every event up to `position` is reflected in the read models (null: no time limit). */
+  waitFor(position: bigint, timeoutMs?: number | null): Promise<void>;
   /** Drops every read model and replays the whole log; resolves when caught up. */
   rebuild(): Promise<void>;
   /** Position of the last event applied, -1n before any. */
@@ -62,7 +62,8 @@ export const createProjector = (options: ProjectorOptions): Projector => {
     applied = after ?? -1n;
     failure = undefined;
     const head = await eventStore.headPosition();
-    const caughtUp = applied >= head ? Promise.resolve() : waitFor(head);
+    // Catching up on a long log takes as long as it takes: no timeout here.
+    const caughtUp = applied >= head ? Promise.resolve() : waitFor(head, null);
     subscription = eventStore.subscribeToAll(handle, {
       ...(after === null ? {} : { after }),
       onError: (error) => {
@@ -74,14 +75,17 @@ export const createProjector = (options: ProjectorOptions): Projector => {
     await caughtUp;
   };
 
-  const waitFor = (position: bigint, timeoutMs = 30_000): Promise<void> => {
+  const waitFor = (position: bigint, timeoutMs: number | null = 30_000): Promise<void> => {
     if (failure !== undefined) return Promise.reject(failure);
     if (applied >= position) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(new Error(`Read models did not reach position ${position} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const timer =
+        timeoutMs === null
+          ? undefined
+          : setTimeout(() => {
+              waiters.delete(waiter);
+              reject(new Error(`Read models did not reach position ${position} within ${timeoutMs} ms`));
+            }, timeoutMs);
       const waiter = {
         position,
         resolve: () => {

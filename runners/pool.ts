@@ -105,6 +105,10 @@ export const createPool = (options: PoolOptions) => {
             const entry: Entry = { key, container, busy: true, lastUsed: now() };
             entries.add(entry);
             return leaseFor(entry, true);
+          } catch (error) {
+            // The room this caller was to take is free again: a waiter may have it.
+            wakeOne();
+            throw error;
           } finally {
             creating -= 1;
           }
