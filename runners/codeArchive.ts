@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { type Entry, fromBuffer, getFileNameLowLevel, type ZipFile } from 'yauzl';
+import { normalisedPath, pathProblem } from '../domain/codePackage.ts';
 
 export interface ArchiveLimits {
   /** Most entries (files and directories) the archive may hold. Default 10,000. */
@@ -20,19 +21,6 @@ export class CodeArchiveError extends Error {
     this.name = 'CodeArchiveError';
   }
 }
-
-const pathProblem = (name: string): string | null => {
-  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return `"${name}" is an absolute path`;
-  if (name.includes('\\')) return `"${name}" contains a backslash`;
-  if (name.split('/').includes('..')) return `"${name}" contains a ".." segment`;
-  return null;
-};
-
-const normalisedPath = (name: string): string =>
-  name
-    .split('/')
-    .filter((segment) => segment !== '' && segment !== '.')
-    .join('/');
 
 const openZip = (buffer: Buffer): Promise<ZipFile> =>
   new Promise((resolve, reject) => {

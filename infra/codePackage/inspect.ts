@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { type Entry, fromBufferPromise, getFileNameLowLevel } from 'yauzl';
+import { normalisedPath, pathProblem } from '../../domain/codePackage.ts';
 
 export interface ZipLimits {
   /** Most entries (files and directories) a package may hold. */
@@ -24,20 +25,6 @@ export type ZipInspection =
 const refuse = (reason: string): ZipInspection => ({ ok: false, reason });
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
-
-const pathProblem = (name: string): string | null => {
-  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return `"${name}" is an absolute path`;
-  if (name.includes('\\')) return `"${name}" contains a backslash`;
-  if (name.split('/').includes('..')) return `"${name}" contains a ".." segment`;
-  return null;
-};
-
-/** The path an entry extracts to, so that `a/b.js`, `./a/b.js` and `a//b.js` count as the same file. */
-const normalisedPath = (name: string): string =>
-  name
-    .split('/')
-    .filter((segment) => segment !== '' && segment !== '.')
-    .join('/');
 
 /**
  * Checks a code package from its central directory alone, without inflating anything: a ZIP bomb is refused

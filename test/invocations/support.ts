@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionContext } from 'ava';
 import type { PlatformDependencies } from '../../infra/platform.ts';
 import { type Client, type Response, startTestPlatform, type TestPlatform, zipBase64 } from '../support/platform.ts';
+import type { FunctionMetrics } from '../../projections/invocations.ts';
 
 /** Short intervals, so that heartbeats, retries and the results they lead to come quickly; quiet runners. */
 export const FAST_ENV: Readonly<Record<string, string>> = {
@@ -172,19 +173,7 @@ export const finalRecord = (client: Client, name: string, requestId: string, tim
     timeoutMs,
   );
 
-export interface Metrics {
-  readonly invocations: number;
-  readonly errors: number;
-  readonly errorRate: number;
-  readonly coldStarts: number;
-  readonly avgDuration: number;
-  readonly p50Duration: number;
-  readonly p95Duration: number;
-  readonly p99Duration: number;
-  readonly avgMemoryUsed: number;
-  readonly maxMemoryUsed: number;
-  readonly throttles: number;
-}
+export type Metrics = FunctionMetrics;
 
 /** Polls the metrics endpoint until `ready` holds (metrics are written once a second). */
 export const metricsWhen = (
