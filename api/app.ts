@@ -6,7 +6,9 @@ import type { Logger } from '../infra/logger.ts';
 import { API_PREFIX, type Caller, type Endpoint, mount } from './endpoint.ts';
 import { errorMiddleware } from './middleware/errors.ts';
 import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
-import { type HealthProbe, healthReply } from './routes/health.ts';
+import { DOCS_ROUTES, docsRouter } from './docs.ts';
+import { buildOpenApiDocument, OPENAPI_ROUTE } from './openapi.ts';
+import { HEALTH_ROUTE, type HealthProbe, healthReply } from './routes/health.ts';
 import type { Context } from 'koa';
 
 export interface AppOptions {
@@ -48,6 +50,7 @@ export const createApp = (options: AppOptions): Koa => {
     ctx.body = reply.body;
   });
   app.use(health.routes());
+  app.use(docsRouter().routes());
 
   // A key object rather than the text: given text, jsonwebtoken first tries (and fails) to parse it as a
   // public key on every request, which costs more than verifying the signature. koa-jwt's types predate key
@@ -56,6 +59,13 @@ export const createApp = (options: AppOptions): Koa => {
   app.use(koaJwt({ secret: jwtKey, algorithms: ['HS256'], passthrough: true }));
 
   const api = new Router({ prefix: API_PREFIX });
+  const document = JSON.stringify(
+    buildOpenApiDocument({ endpoints: options.endpoints, routes: [HEALTH_ROUTE, OPENAPI_ROUTE, ...DOCS_ROUTES] }),
+  );
+  api.get(OPENAPI_ROUTE.path.slice(API_PREFIX.length), (ctx) => {
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = document;
+  });
   mount(api, options.endpoints, {
     rateLimiter: options.rateLimiter,
     rateLimits: options.rateLimits,

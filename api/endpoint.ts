@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Role } from '../domain/user/events.ts';
 import type { CommandMetadata } from '../commands/execute.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, type ApiErrorCode } from './errors.ts';
 import { DEFAULT_BODY_LIMIT, readJsonBody } from './middleware/body.ts';
 import type { RequestState } from './middleware/errors.ts';
 import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
@@ -30,6 +30,21 @@ export interface Reply {
   readonly body?: unknown;
 }
 
+/** A successful answer as documented: what it means, and the JSON Schema of its body (none for a 204). */
+export interface Success {
+  readonly description: string;
+  readonly body?: object;
+  /** Operations this answer leads to (OpenAPI links): operationId → path parameter → runtime expression. */
+  readonly links?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+/** The same path parameters, from this answer, for each of the operations named. */
+export const linksTo = (
+  operationIds: readonly string[],
+  parameters: Readonly<Record<string, string>>,
+): Readonly<Record<string, Readonly<Record<string, string>>>> =>
+  Object.fromEntries(operationIds.map((operationId) => [operationId, parameters]));
+
 /** One operation of the API: its route, who may call it, how often, and what it accepts. */
 export interface Endpoint<B = unknown, Q = unknown> {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -46,6 +61,12 @@ export interface Endpoint<B = unknown, Q = unknown> {
   readonly bodyLimit?: number;
   readonly query?: object;
   readonly summary: string;
+  /** Longer prose for the documentation. */
+  readonly description?: string;
+  /** Every successful status the handler answers with, and its body. */
+  readonly responses: Readonly<Record<number, Success>>;
+  /** Error codes the handler itself answers with, beyond those `possibleErrors` adds for every endpoint like it. */
+  readonly errors?: readonly ApiErrorCode[];
   handle(input: Input<B, Q>): Promise<Reply>;
 }
 
@@ -56,6 +77,27 @@ export const API_PREFIX = '/api/v1';
 /** `METHOD /api/v1/path/{param}`: the key rate limits are configured by. */
 export const endpointKey = (endpoint: Pick<Endpoint, 'method' | 'path'>): string =>
   `${endpoint.method} ${API_PREFIX}${endpoint.path}`;
+
+/**
+ * Every error code an endpoint may answer with: those `mount` produces for its kind (validation of its
+ * body and query, authentication, roles, body size and type, rate limit, failures), plus its own.
+ */
+export const possibleErrors = (endpoint: Endpoint): Set<ApiErrorCode> => {
+  const codes = new Set<ApiErrorCode>(endpoint.errors ?? []);
+  if (endpoint.body !== undefined || endpoint.query !== undefined) codes.add('VALIDATION_ERROR');
+  if (endpoint.body !== undefined) {
+    codes.add('PAYLOAD_TOO_LARGE');
+    codes.add('UNSUPPORTED_MEDIA_TYPE');
+  }
+  if (endpoint.roles !== 'public') {
+    codes.add('UNAUTHORIZED');
+    if (ALL_ROLES.some((role) => !endpoint.roles.includes(role))) codes.add('FORBIDDEN');
+  }
+  codes.add('RATE_LIMIT_EXCEEDED');
+  codes.add('INTERNAL_ERROR');
+  codes.add('SERVICE_UNAVAILABLE');
+  return codes;
+};
 
 const koaPath = (path: string): string => path.replace(/\{(\w+)\}/g, ':$1');
 

@@ -5,8 +5,26 @@ import { ApiError } from './errors.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const bodies = addFormats(new Ajv({ allErrors: true, strict: true, strictRequired: false, useDefaults: true }));
-const queries = addFormats(new Ajv({ allErrors: true, strict: true, useDefaults: true, coerceTypes: true }));
+/** `x-message` on a schema is the message a client gets when a value breaks it (api/schemas.ts). */
+const withMessages = (ajv: Ajv): Ajv => {
+  ajv.addKeyword({ keyword: 'x-message', schemaType: 'string' });
+  return addFormats(ajv);
+};
+
+// verbose: errors carry the schema that failed, and so its `x-message`.
+const bodies = withMessages(
+  new Ajv({ allErrors: true, strict: true, strictRequired: false, useDefaults: true, verbose: true }),
+);
+const queries = withMessages(
+  new Ajv({ allErrors: true, strict: true, useDefaults: true, coerceTypes: true, verbose: true }),
+);
+
+/** The failing schema's `x-message`; a wrong type keeps ajv's own message. */
+const customMessage = (error: ErrorObject): string | undefined => {
+  if (error.keyword === 'type') return undefined;
+  const message = (error.parentSchema as Record<string, unknown> | undefined)?.['x-message'];
+  return typeof message === 'string' ? message : undefined;
+};
 
 const fieldOf = (error: ErrorObject): string => {
   const path = error.instancePath.replace(/^\//, '').replaceAll('/', '.');
@@ -14,12 +32,15 @@ const fieldOf = (error: ErrorObject): string => {
   const child =
     (params.missingProperty as string | undefined) ??
     (params.additionalProperty as string | undefined) ??
-    (params.propertyName as string | undefined);
+    (params.propertyName as string | undefined) ??
+    (error as { propertyName?: string }).propertyName;
   if (child !== undefined) return path === '' ? child : `${path}.${child}`;
   return path === '' ? 'body' : path;
 };
 
 const messageOf = (error: ErrorObject): string => {
+  const custom = customMessage(error);
+  if (custom !== undefined) return custom;
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
     case 'required':
@@ -39,8 +60,9 @@ export const problemsOf = (errors: readonly ErrorObject[]): FieldProblem[] => {
   const seen = new Set<string>();
   const problems: FieldProblem[] = [];
   for (const error of errors) {
-    if (error.keyword === 'if' || error.schemaPath.includes('/anyOf/')) continue;
-    if (error.keyword === 'anyOf') {
+    // `if` only says which `then` failed, and `propertyNames` which name: the errors inside say why.
+    if (error.keyword === 'if' || error.keyword === 'propertyNames' || error.schemaPath.includes('/anyOf/')) continue;
+    if (error.keyword === 'anyOf' && customMessage(error) === undefined) {
       const alternatives = errors
         .filter((branch) => branch.schemaPath.startsWith(`${error.schemaPath}/`) && branch.keyword === 'required')
         .map((branch) => String((branch.params as Record<string, unknown>).missingProperty));

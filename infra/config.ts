@@ -24,6 +24,8 @@ export interface Config {
     readonly concurrency: number;
     readonly idleTtlMs: number;
     readonly heartbeatIntervalMs: number;
+    /** Pre-started generic Python containers kept ready (0: every container starts on demand). */
+    readonly pythonPool: number;
   };
   /** Async invocations: first retry delay (doubling), oldest event ever run. */
   readonly retryBaseDelayMs: number;
@@ -106,6 +108,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
       concurrency: integer(env, 'STRATA_RUNNER_CONCURRENCY', maxContainers, 1, 10_000),
       idleTtlMs: duration(env, 'STRATA_RUNNER_IDLE_TTL', 'PT10M'),
       heartbeatIntervalMs: duration(env, 'STRATA_HEARTBEAT_INTERVAL', 'PT2S'),
+      pythonPool: integer(env, 'STRATA_PYTHON_POOL', 2, 0, 64),
     },
     retryBaseDelayMs: duration(env, 'STRATA_RETRY_BASE_DELAY', 'PT1S'),
     maxEventAgeMs: duration(env, 'STRATA_MAX_EVENT_AGE', 'PT6H'),
@@ -132,6 +135,7 @@ export const runnerEnvironment = (config: Config): Record<string, string> => {
     STRATA_RUNNER_CONCURRENCY: String(config.runner.concurrency),
     STRATA_RUNNER_IDLE_TTL: seconds(config.runner.idleTtlMs),
     STRATA_HEARTBEAT_INTERVAL: seconds(config.runner.heartbeatIntervalMs),
+    STRATA_PYTHON_POOL: String(config.runner.pythonPool),
     STRATA_RETRY_BASE_DELAY: seconds(config.retryBaseDelayMs),
     STRATA_MAX_EVENT_AGE: seconds(config.maxEventAgeMs),
   };

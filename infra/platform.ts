@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type Koa from 'koa';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +32,7 @@ import { createFileCodeStore } from './codeStore/files/index.ts';
 import { type Config, runnerEnvironment } from './config.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
-import { createEmbeddedBroker } from './bus/embedded/broker.ts';
+import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { busSocketPath } from './paths.ts';
 import { createSqliteReadStore } from './readStore/sqlite/index.ts';
 import { startRunner } from './runner.ts';
@@ -41,6 +42,8 @@ import { startTelemetry } from './telemetry/index.ts';
 
 export interface Platform {
   readonly server: Server;
+  /** The Koa app the server runs (its routers are what the API answers). */
+  readonly app: Koa;
   readonly eventStore: EventStore;
   readonly readStore: ReadStore;
   readonly projector: Projector;
@@ -60,6 +63,11 @@ export interface PlatformDependencies {
    * (tests of the API that do not exercise process isolation).
    */
   readonly runners?: number | 'inProcess';
+  /**
+   * The invocation bus (a Kafka one, say) in place of the embedded broker, which is then not started; the
+   * platform closes it. Supervised runner processes reach only the embedded broker: use 0 or 'inProcess'.
+   */
+  readonly bus?: InvocationBus;
 }
 
 const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
@@ -125,12 +133,15 @@ export const startPlatform = async (
   }
 
   const nodeId = `api-${hostname()}-${process.pid}`;
-  const broker = await createEmbeddedBroker({
-    path: join(config.dataDir, 'bus.db'),
-    socketPath: busSocketPath(config.dataDir),
-    logger,
-  });
-  const bus = broker.bus;
+  const broker =
+    dependencies.bus === undefined
+      ? await createEmbeddedBroker({
+          path: join(config.dataDir, 'bus.db'),
+          socketPath: busSocketPath(config.dataDir),
+          logger,
+        })
+      : undefined;
+  const bus = dependencies.bus ?? (broker as EmbeddedBroker).bus;
   for (const [collection, fields] of INVOCATION_INDEXES) await readStore.ensureIndex(collection, fields);
   await readStore.ensureIndex(RUNNERS_COLLECTION, ['nodeId']);
   const recorder = createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
@@ -247,6 +258,7 @@ export const startPlatform = async (
 
   return {
     server,
+    app,
     eventStore,
     readStore,
     projector,
@@ -266,7 +278,7 @@ export const startPlatform = async (
       for (const consumer of consumers) await consumer.close();
       await dispatcher.close();
       await recorder.flush();
-      await broker.close();
+      await (broker ?? bus).close();
       await telemetry.shutdown();
       await projector.stop();
       await eventStore.close();

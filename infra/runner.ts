@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RUNNER_GROUP, TOPICS } from '../domain/invocation/messages.ts';
 import type { Consumer, InvocationBus } from '../domain/ports.ts';
+import { createContainerDriver } from '../runners/container/driver.ts';
 import { createHeartbeats } from '../runners/heartbeat.ts';
 import { createInvoker } from '../runners/invoker.ts';
 import { createIsolateDriver } from '../runners/isolate/driver.ts';
@@ -28,7 +29,10 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
     bus ?? (await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger }));
   const readStore = createSqliteReadStore({ path: join(config.dataDir, 'read-models.db') });
   const codeStore = createFileCodeStore({ directory: join(config.dataDir, 'code') });
-  const drivers = { isolate: createIsolateDriver() };
+  const drivers = {
+    isolate: createIsolateDriver(),
+    container: createContainerDriver({ workDir: join(config.dataDir, 'containers'), poolSize: config.runner.pythonPool }),
+  };
   const pool = createPool({ maxContainers: config.runner.maxContainers, idleTtlMs: config.runner.idleTtlMs });
   const invoker = createInvoker({
     nodeId,
@@ -39,6 +43,7 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
     pool,
     retryBaseDelayMs: config.retryBaseDelayMs,
     maxEventAgeMs: config.maxEventAgeMs,
+    logger,
   });
 
   await connected.ensureTopics([
@@ -80,6 +85,7 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
     async close() {
       clearInterval(timer);
       for (const consumer of consumers) await consumer.close();
+      await invoker.drain();
       pool.close();
       for (const driver of Object.values(drivers)) await driver.close();
       if (bus === undefined) await connected.close();

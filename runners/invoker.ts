@@ -34,6 +34,8 @@ export interface InvokerOptions {
   readonly now?: () => number;
   readonly random?: () => number;
   readonly onResult?: (result: InvocationResult) => void;
+  /** Where trouble that fails no invocation is reported: a sync result that could not be recorded. */
+  readonly logger?: { warn(fields: object, message: string): void };
 }
 
 export interface Counters {
@@ -62,6 +64,9 @@ const parentContext = (message: DeliveredMessage) => {
 const MAX_RESULT_CHARS = 6 * 1024 * 1024;
 
 const RETRYABLE: ReadonlySet<Outcome> = new Set(['functionError', 'timeout', 'outOfMemory', 'platformError']);
+
+/** Sync results still being written after their reply went out; past this many, a sync request waits for its own. */
+const MAX_UNRECORDED = 1_024;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -176,6 +181,8 @@ export const createInvoker = (options: InvokerOptions) => {
     };
   };
 
+  const unrecorded = new Set<Promise<void>>();
+
   const publishResult = async (
     result: InvocationResult,
     replyTo: string | undefined,
@@ -183,9 +190,26 @@ export const createInvoker = (options: InvokerOptions) => {
   ) => {
     const headers = traceparent === undefined ? undefined : { traceparent };
     const message = { key: result.functionName, value: JSON.stringify(result), ...(headers ? { headers } : {}) };
-    if (replyTo !== undefined) await options.bus.publish(replyTo, [message]);
-    await options.bus.publish(TOPICS.results, [message]);
-    options.onResult?.(result);
+    // Both are sent at once: the reply is delivered straight away, the result after the bus log's next commit.
+    const replied = replyTo === undefined ? undefined : options.bus.publish(replyTo, [message]);
+    const recorded = options.bus.publish(TOPICS.results, [message]).then(() => options.onResult?.(result));
+    if (replied === undefined) {
+      await recorded;
+      return;
+    }
+    // A sync request lives on an ephemeral topic and its caller has the answer: holding the request (and a
+    // runner slot) until the result is on disk only slows the next call, and a redelivery would run it again.
+    const recording: Promise<void> = recorded
+      .then(undefined, (error: unknown) =>
+        options.logger?.warn(
+          { err: error, requestId: result.requestId },
+          'the result of a sync invocation could not be recorded',
+        ),
+      )
+      .finally(() => unrecorded.delete(recording));
+    unrecorded.add(recording);
+    await replied;
+    if (unrecorded.size > MAX_UNRECORDED) await recording;
   };
 
   const deadLetter = (message: DeliveredMessage, reason: string, requestId?: string) =>
@@ -364,6 +388,10 @@ export const createInvoker = (options: InvokerOptions) => {
     handle,
     counters: (): Readonly<Counters> => ({ ...counters }),
     inFlight: () => inFlight,
+    /** Resolves once the results of sync invocations already answered are written (or reported lost). */
+    async drain(): Promise<void> {
+      await Promise.all(unrecorded);
+    },
   };
 };
 

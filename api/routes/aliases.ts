@@ -1,7 +1,8 @@
 import type { AliasInput, FunctionCommands } from '../../commands/functions.ts';
 import type { ReadStore } from '../../domain/ports.ts';
 import { type AliasDocument, aliasId, COLLECTIONS } from '../../projections/documents.ts';
-import { ALL_ROLES, type Endpoint } from '../endpoint.ts';
+import { ALL_ROLES, type Endpoint, linksTo } from '../endpoint.ts';
+import { alias, aliasList } from '../responses.ts';
 import { createAliasBody, pageQuery, updateAliasBody } from '../schemas.ts';
 import { activeFunction, documentOr404, documents, param } from './common.ts';
 
@@ -26,6 +27,17 @@ export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): En
       rateLimit: 20,
       body: createAliasBody,
       summary: 'Create aliases',
+      responses: {
+        201: {
+          description: 'The alias',
+          body: alias,
+          links: linksTo(['getAliases', 'updateAliases', 'deleteAliases'], {
+            name: '$response.body#/functionName',
+            alias: '$response.body#/aliasName',
+          }),
+        },
+      },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, body, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -41,6 +53,8 @@ export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): En
       rateLimit: 60,
       query: pageQuery,
       summary: 'List aliases',
+      responses: { 200: { description: 'A page of aliases, by name', body: aliasList } },
+      errors: ['NOT_FOUND'],
       async handle({ params, query }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -63,6 +77,8 @@ export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): En
       roles: ALL_ROLES,
       rateLimit: 60,
       summary: 'Get aliases',
+      responses: { 200: { description: 'The alias', body: alias } },
+      errors: ['NOT_FOUND'],
       async handle({ params }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -76,6 +92,9 @@ export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): En
       rateLimit: 20,
       body: updateAliasBody,
       summary: 'Update aliases',
+      description: 'Points the alias at another version, or splits its traffic between versions (`routingConfig`).',
+      responses: { 200: { description: 'The alias', body: alias } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, body, metadata }) {
         const name = param(params, 'name');
         const aliasName = param(params, 'alias');
@@ -90,6 +109,8 @@ export const aliasEndpoints = ({ readStore, functions }: AliasRoutesOptions): En
       roles: ['Operator', 'Admin'],
       rateLimit: 10,
       summary: 'Delete aliases',
+      responses: { 204: { description: 'Deleted' } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);

@@ -3,6 +3,7 @@ import { COLLECTIONS, type UserDocument, userId } from '../../projections/docume
 import type { Tokens } from '../auth.ts';
 import type { Endpoint } from '../endpoint.ts';
 import { ApiError } from '../errors.ts';
+import { loginResponse } from '../responses.ts';
 import { loginBody } from '../schemas.ts';
 
 export interface LoginThrottle {
@@ -58,6 +59,10 @@ export const authEndpoints = (options: AuthRoutesOptions): Endpoint[] => [
     rateLimit: 30,
     body: loginBody,
     summary: 'Log in',
+    description:
+      'Exchanges a username and password for a JWT. Repeated failures for one username slow further attempts down.',
+    responses: { 200: { description: 'Logged in', body: loginResponse } },
+    errors: ['UNAUTHORIZED'],
     async handle({ body }) {
       const { username, password } = body as { username: string; password: string };
       const delay = options.throttle.delayFor(username);

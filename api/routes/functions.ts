@@ -3,7 +3,8 @@ import type { ConfigurationChanges } from '../../domain/function/decider.ts';
 import type { FunctionConfiguration } from '../../domain/function/events.ts';
 import type { ReadStore, Scalar } from '../../domain/ports.ts';
 import { COLLECTIONS, type FunctionDocument, tagIndexKey } from '../../projections/documents.ts';
-import { ALL_ROLES, type Endpoint } from '../endpoint.ts';
+import { ALL_ROLES, type Endpoint, linksTo } from '../endpoint.ts';
+import { functionCreated, functionDetail, functionList, functionUpdated } from '../responses.ts';
 import { createFunctionBody, listFunctionsQuery, updateFunctionBody } from '../schemas.ts';
 import { activeFunction, documents, param, pick } from './common.ts';
 
@@ -35,6 +36,28 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       rateLimit: 20,
       body: createFunctionBody,
       summary: 'Create functions',
+      responses: {
+        201: {
+          description: 'The function',
+          body: functionCreated,
+          links: linksTo(
+            [
+              'getFunctions',
+              'updateFunctions',
+              'deleteFunctions',
+              'publishVersions',
+              'listVersions',
+              'createAliases',
+              'listAliases',
+              'invokeFunctions',
+              'invokeFunctionsAsynchronously',
+              'getFunctionMetrics',
+            ],
+            { name: '$response.body#/name' },
+          ),
+        },
+      },
+      errors: ['CONFLICT'],
       async handle({ body, metadata }) {
         const input = body as FunctionConfiguration & { name: string };
         await functions.create(input, metadata);
@@ -60,6 +83,7 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       rateLimit: 60,
       query: listFunctionsQuery,
       summary: 'List functions',
+      responses: { 200: { description: 'A page of active functions, by name', body: functionList } },
       async handle({ query }) {
         const { runtime, tag, limit, offset } = query as {
           runtime?: string;
@@ -95,6 +119,8 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       roles: ALL_ROLES,
       rateLimit: 60,
       summary: 'Get functions',
+      responses: { 200: { description: 'The function', body: functionDetail } },
+      errors: ['NOT_FOUND'],
       async handle({ params }) {
         const doc = await activeFunction(readStore, param(params, 'name'));
         return {
@@ -121,6 +147,10 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       rateLimit: 20,
       body: updateFunctionBody,
       summary: 'Update functions',
+      description:
+        'Changes any configuration field, or `publishedVersion` (the version used when no alias or version is named). Changes apply to versions published afterwards.',
+      responses: { 200: { description: 'The function', body: functionUpdated } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, body, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -160,6 +190,9 @@ export const functionEndpoints = ({ readStore, functions, invocationStats }: Fun
       roles: ['Admin'],
       rateLimit: 10,
       summary: 'Delete functions',
+      description: 'Deletes the function; its name stays reserved for the retention period, then it is purged.',
+      responses: { 204: { description: 'Deleted' } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);

@@ -1,3 +1,6 @@
+import type { PlainRoute } from '../openapi.ts';
+import { health } from '../responses.ts';
+
 export interface HealthProbe {
   readonly name: string;
   check(): Promise<void>;
@@ -20,4 +23,15 @@ export const healthReply = async (probes: readonly HealthProbe[], startedAt: Dat
     status: healthy ? 200 : 503,
     body: { status: healthy ? 'ok' : 'degraded', checks, startedAt: startedAt.toISOString() },
   };
+};
+
+export const HEALTH_ROUTE: PlainRoute = {
+  method: 'GET',
+  path: '/health',
+  summary: 'Check health',
+  description: 'Whether the backing stores answer. Needs no token.',
+  responses: {
+    200: { description: 'Every store answers', content: { 'application/json': health } },
+    503: { description: 'A store does not answer', content: { 'application/json': health } },
+  },
 };

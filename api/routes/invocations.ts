@@ -4,8 +4,9 @@ import type { ReadStore } from '../../domain/ports.ts';
 import { durationMs } from '../../domain/shared/duration.ts';
 import { INVOCATION_COLLECTIONS, logStreamName, queryMetrics, responseOf } from '../../projections/invocations.ts';
 import { stripGuard } from '../../projections/readModels.ts';
-import { ALL_ROLES, type Endpoint } from '../endpoint.ts';
+import { ALL_ROLES, type Endpoint, linksTo } from '../endpoint.ts';
 import { ApiError } from '../errors.ts';
+import { functionMetrics, invocationLogs, invocationQueued, invocationRecord, invokeResult } from '../responses.ts';
 import { invokeBody, metricsQuery } from '../schemas.ts';
 import { activeFunction, param } from './common.ts';
 
@@ -53,6 +54,11 @@ const awaitRecord = async (readStore: ReadStore, collection: string, requestId: 
   return null;
 };
 
+const toInvocation = linksTo(['getInvocations', 'getInvocationLogs'], {
+  name: '$request.path.name',
+  requestId: '$response.body#/requestId',
+});
+
 export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[] => {
   const { readStore, dispatcher } = options;
 
@@ -66,6 +72,7 @@ export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[
   };
 
   const findRecord = async (name: string, requestId: string) => {
+    await activeFunction(readStore, name);
     const record = await awaitRecord(readStore, INVOCATION_COLLECTIONS.records, requestId);
     if (record === null || record.functionName !== name) {
       throw new ApiError('NOT_FOUND', `Invocation '${requestId}' of function '${name}' not found`);
@@ -82,6 +89,18 @@ export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[
       rateLimitBy: 'function',
       body: invokeBody,
       summary: 'Invoke functions',
+      description:
+        'Runs the function and waits for its answer. `payload` is the event as JSON text (any other JSON value is taken as the event itself); `alias` or `version` choose what runs, else the published version, else the latest. A function that failed still answers 200, with `outcome`, `error` and the X-Strata-Function-Error header.',
+      responses: {
+        200: {
+          description: "The function's answer (invocationType RequestResponse)",
+          body: invokeResult,
+          links: toInvocation,
+        },
+        202: { description: 'Queued (invocationType Event)', body: invocationQueued, links: toInvocation },
+        204: { description: 'The function exists and may be invoked (invocationType DryRun)' },
+      },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, body, ctx }) {
         const name = param(params, 'name');
         const input = body as InvokeBody;
@@ -146,6 +165,9 @@ export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[
       rateLimitBy: 'function',
       body: invokeBody,
       summary: 'Invoke functions asynchronously',
+      description: 'Queues an invocation: it is on disk before the answer. Failed attempts are retried.',
+      responses: { 202: { description: 'Queued', body: invocationQueued, links: toInvocation } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       handle: ({ params, body }) => queueAsync(param(params, 'name'), body as InvokeBody),
     },
     {
@@ -154,6 +176,8 @@ export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[
       roles: ALL_ROLES,
       rateLimit: 60,
       summary: 'Get invocations',
+      responses: { 200: { description: 'The invocation record', body: invocationRecord } },
+      errors: ['NOT_FOUND'],
       async handle({ params }) {
         const name = param(params, 'name');
         const { expiresAt: _expires, ...record } = await findRecord(name, param(params, 'requestId'));
@@ -166,6 +190,8 @@ export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[
       roles: ALL_ROLES,
       rateLimit: 60,
       summary: 'Get invocation logs',
+      responses: { 200: { description: 'What the invocation logged', body: invocationLogs } },
+      errors: ['NOT_FOUND'],
       async handle({ params }) {
         const name = param(params, 'name');
         const requestId = param(params, 'requestId');
@@ -191,6 +217,9 @@ export const invocationEndpoints = (options: InvocationRoutesOptions): Endpoint[
       rateLimit: 60,
       query: metricsQuery,
       summary: 'Get function metrics',
+      description: 'Counts and duration percentiles over the last `window` (PT1M up to the invocation retention).',
+      responses: { 200: { description: 'The metrics', body: functionMetrics } },
+      errors: ['NOT_FOUND'],
       async handle({ params, query }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);

@@ -2,7 +2,8 @@ import { checkedPassword, type UserCommands } from '../../commands/users.ts';
 import type { ReadStore } from '../../domain/ports.ts';
 import type { Role } from '../../domain/user/events.ts';
 import { COLLECTIONS, type UserDocument, userId } from '../../projections/documents.ts';
-import type { Caller, Endpoint } from '../endpoint.ts';
+import { type Caller, type Endpoint, linksTo } from '../endpoint.ts';
+import { user as userSchema, userList } from '../responses.ts';
 import { createUserBody, pageQuery, updateUserBody } from '../schemas.ts';
 import { documentOr404, documents, param } from './common.ts';
 
@@ -33,6 +34,14 @@ export const userEndpoints = ({ readStore, users }: UserRoutesOptions): Endpoint
       rateLimit: 20,
       body: createUserBody,
       summary: 'Create users',
+      responses: {
+        201: {
+          description: 'The user',
+          body: userSchema,
+          links: linksTo(['getUsers', 'updateUsers', 'disableUsers'], { username: '$response.body#/username' }),
+        },
+      },
+      errors: ['CONFLICT'],
       async handle({ body, metadata }) {
         const input = body as { username: string; password: string; role: Role };
         await users.register(input, metadata);
@@ -46,6 +55,7 @@ export const userEndpoints = ({ readStore, users }: UserRoutesOptions): Endpoint
       rateLimit: 60,
       query: pageQuery,
       summary: 'List users',
+      responses: { 200: { description: 'A page of users, by username', body: userList } },
       async handle({ query }) {
         const { limit, offset } = query as { limit: number; offset: number };
         const page = await readStore.find(COLLECTIONS.users, { sortBy: 'username', limit, offset });
@@ -61,6 +71,8 @@ export const userEndpoints = ({ readStore, users }: UserRoutesOptions): Endpoint
       roles: ['Admin'],
       rateLimit: 60,
       summary: 'Get users',
+      responses: { 200: { description: 'The user', body: userSchema } },
+      errors: ['NOT_FOUND'],
       async handle({ params }) {
         return { status: 200, body: publicUser(await load(param(params, 'username'))) };
       },
@@ -72,6 +84,9 @@ export const userEndpoints = ({ readStore, users }: UserRoutesOptions): Endpoint
       rateLimit: 20,
       body: updateUserBody,
       summary: 'Update users',
+      description: 'Changes the role or the password of a user. Nobody changes their own role.',
+      responses: { 200: { description: 'The user', body: userSchema } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, body, metadata, caller: who }) {
         const username = (await load(param(params, 'username'))).username;
         const { role, password } = body as { role?: Role; password?: string };
@@ -87,6 +102,9 @@ export const userEndpoints = ({ readStore, users }: UserRoutesOptions): Endpoint
       roles: ['Admin'],
       rateLimit: 10,
       summary: 'Disable users',
+      description: 'Disables a user: their tokens stop working at once. Nobody disables themselves.',
+      responses: { 204: { description: 'Disabled' } },
+      errors: ['NOT_FOUND', 'CONFLICT'],
       async handle({ params, metadata, caller: who }) {
         const username = (await load(param(params, 'username'))).username;
         await users.disable(username, caller(who).username, metadata);

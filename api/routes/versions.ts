@@ -1,8 +1,9 @@
 import type { FunctionCommands } from '../../commands/functions.ts';
 import type { ReadStore } from '../../domain/ports.ts';
 import { COLLECTIONS, type VersionDocument, versionId } from '../../projections/documents.ts';
-import { ALL_ROLES, type Endpoint } from '../endpoint.ts';
+import { ALL_ROLES, type Endpoint, linksTo } from '../endpoint.ts';
 import { ApiError } from '../errors.ts';
+import { versionDetail, versionList, versionPublished } from '../responses.ts';
 import { pageQuery, publishVersionBody } from '../schemas.ts';
 import { activeFunction, documentOr404, documents, param, parseVersion } from './common.ts';
 
@@ -58,6 +59,19 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       body: publishVersionBody,
       bodyLimit: VERSION_BODY_LIMIT,
       summary: 'Publish versions',
+      description:
+        'Publishes an immutable version from `code`, the strict base64 of a ZIP of at most 50 MB, snapshotting the configuration with `environment` merged over it.',
+      responses: {
+        201: {
+          description: 'The version',
+          body: versionPublished,
+          links: linksTo(['getVersions', 'deleteVersions'], {
+            name: '$response.body#/functionName',
+            version: '$response.body#/version',
+          }),
+        },
+      },
+      errors: ['NOT_FOUND', 'CONFLICT', 'INVALID_CODE_PACKAGE'],
       async handle({ params, body, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -97,6 +111,8 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       rateLimit: 60,
       query: pageQuery,
       summary: 'List versions',
+      responses: { 200: { description: 'A page of versions, newest first', body: versionList } },
+      errors: ['NOT_FOUND'],
       async handle({ params, query }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -127,6 +143,8 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       roles: ALL_ROLES,
       rateLimit: 60,
       summary: 'Get versions',
+      responses: { 200: { description: 'The version', body: versionDetail } },
+      errors: ['NOT_FOUND', 'VALIDATION_ERROR'],
       async handle({ params }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
@@ -140,6 +158,9 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       roles: ['Developer', 'Admin'],
       rateLimit: 10,
       summary: 'Delete versions',
+      description: 'Deletes a version no alias routes to. Its number is never given again.',
+      responses: { 204: { description: 'Deleted' } },
+      errors: ['NOT_FOUND', 'VALIDATION_ERROR', 'CONFLICT'],
       async handle({ params, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
