@@ -136,6 +136,7 @@ export const runnerEnvironment = (config: Config): Record<string, string> => {
     STRATA_RUNNER_IDLE_TTL: seconds(config.runner.idleTtlMs),
     STRATA_HEARTBEAT_INTERVAL: seconds(config.runner.heartbeatIntervalMs),
     STRATA_PYTHON_POOL: String(config.runner.pythonPool),
+    ...(config.kafkaBrokers === undefined ? {} : { STRATA_KAFKA_BROKERS: config.kafkaBrokers.join(',') }),
     STRATA_RETRY_BASE_DELAY: seconds(config.retryBaseDelayMs),
     STRATA_MAX_EVENT_AGE: seconds(config.maxEventAgeMs),
   };

@@ -33,6 +33,7 @@ import { type Config, runnerEnvironment } from './config.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
+import { createKafkaBus } from './bus/kafka/index.ts';
 import { busSocketPath } from './paths.ts';
 import { createSqliteReadStore } from './readStore/sqlite/index.ts';
 import { startRunner } from './runner.ts';
@@ -133,15 +134,21 @@ export const startPlatform = async (
   }
 
   const nodeId = `api-${hostname()}-${process.pid}`;
+  // STRATA_KAFKA_BROKERS switches the bus to Kafka; otherwise the embedded broker lives in this process.
+  const kafka =
+    dependencies.bus === undefined && config.kafkaBrokers !== undefined
+      ? createKafkaBus({ brokers: config.kafkaBrokers, clientId: nodeId, logger })
+      : undefined;
+  const external = dependencies.bus ?? kafka;
   const broker =
-    dependencies.bus === undefined
+    external === undefined
       ? await createEmbeddedBroker({
           path: join(config.dataDir, 'bus.db'),
           socketPath: busSocketPath(config.dataDir),
           logger,
         })
       : undefined;
-  const bus = dependencies.bus ?? (broker as EmbeddedBroker).bus;
+  const bus = external ?? (broker as EmbeddedBroker).bus;
   for (const [collection, fields] of INVOCATION_INDEXES) await readStore.ensureIndex(collection, fields);
   await readStore.ensureIndex(RUNNERS_COLLECTION, ['nodeId']);
   const recorder = createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });

@@ -9,6 +9,7 @@ import { createInvoker } from '../runners/invoker.ts';
 import { createIsolateDriver } from '../runners/isolate/driver.ts';
 import { createPool } from '../runners/pool.ts';
 import { connectEmbeddedBus } from './bus/embedded/client.ts';
+import { createKafkaBus } from './bus/kafka/index.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -26,7 +27,10 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
   const telemetry = startTelemetry('strata-runner');
   const nodeId = config.runner.nodeId ?? `runner-${hostname()}-${randomBytes(3).toString('hex')}`;
   const connected =
-    bus ?? (await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger }));
+    bus ??
+    (config.kafkaBrokers === undefined
+      ? await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger })
+      : createKafkaBus({ brokers: config.kafkaBrokers, clientId: nodeId, logger }));
   const readStore = createSqliteReadStore({ path: join(config.dataDir, 'read-models.db') });
   const codeStore = createFileCodeStore({ directory: join(config.dataDir, 'code') });
   const drivers = {
