@@ -137,6 +137,7 @@ export const runnerEnvironment = (config: Config): Record<string, string> => {
     STRATA_HEARTBEAT_INTERVAL: seconds(config.runner.heartbeatIntervalMs),
     STRATA_PYTHON_POOL: String(config.runner.pythonPool),
     ...(config.kafkaBrokers === undefined ? {} : { STRATA_KAFKA_BROKERS: config.kafkaBrokers.join(',') }),
+    ...(config.mongoUrl === undefined ? {} : { STRATA_MONGODB_URL: config.mongoUrl }),
     STRATA_RETRY_BASE_DELAY: seconds(config.retryBaseDelayMs),
     STRATA_MAX_EVENT_AGE: seconds(config.maxEventAgeMs),
   };

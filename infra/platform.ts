@@ -20,7 +20,7 @@ import { createInvocationDispatcher } from '../commands/invocations.ts';
 import { createPurger } from '../commands/purger.ts';
 import { createUserCommands } from '../commands/users.ts';
 import { type InvocationResult, type RunnerHeartbeat, TOPICS } from '../domain/invocation/messages.ts';
-import type { Clock, CodeStore, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
+import type { Clock, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
 import { createInvocationRecorder, INVOCATION_INDEXES, invocationTotals } from '../projections/invocations.ts';
 import { RUNNERS_COLLECTION, recordHeartbeat } from '../projections/runners.ts';
 import { createProjector, type Projector } from '../projections/projector.ts';
@@ -28,14 +28,13 @@ import { READ_MODELS } from '../projections/readModels.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
 import { inspectZip } from './codePackage/inspect.ts';
-import { createFileCodeStore } from './codeStore/files/index.ts';
 import { type Config, runnerEnvironment } from './config.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { createKafkaBus } from './bus/kafka/index.ts';
 import { busSocketPath } from './paths.ts';
-import { createSqliteReadStore } from './readStore/sqlite/index.ts';
+import { openCodeStore, openReadStore } from './stores.ts';
 import { startRunner } from './runner.ts';
 import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
 import { randomIds, systemClock } from './system.ts';
@@ -88,8 +87,8 @@ export const startPlatform = async (
   const ids = dependencies.ids ?? randomIds;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const eventStore = createSqliteEventStore({ path: join(config.dataDir, 'events.db') });
-  const readStore = createSqliteReadStore({ path: join(config.dataDir, 'read-models.db') });
-  const codeStore: CodeStore = createFileCodeStore({ directory: join(config.dataDir, 'code') });
+  const readStore = await openReadStore(config, logger);
+  const codeStore = openCodeStore(config);
   const projector = createProjector({
     eventStore,
     readStore,
@@ -290,6 +289,7 @@ export const startPlatform = async (
       await projector.stop();
       await eventStore.close();
       await readStore.close();
+      await codeStore.close?.();
     },
   };
 };

@@ -10,10 +10,9 @@ import { createIsolateDriver } from '../runners/isolate/driver.ts';
 import { createPool } from '../runners/pool.ts';
 import { connectEmbeddedBus } from './bus/embedded/client.ts';
 import { createKafkaBus } from './bus/kafka/index.ts';
-import { createFileCodeStore } from './codeStore/files/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { createSqliteReadStore } from './readStore/sqlite/index.ts';
+import { openCodeStore, openReadStore } from './stores.ts';
 import { busSocketPath } from './paths.ts';
 import { startTelemetry } from './telemetry/index.ts';
 
@@ -31,8 +30,8 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
     (config.kafkaBrokers === undefined
       ? await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger })
       : createKafkaBus({ brokers: config.kafkaBrokers, clientId: nodeId, logger }));
-  const readStore = createSqliteReadStore({ path: join(config.dataDir, 'read-models.db') });
-  const codeStore = createFileCodeStore({ directory: join(config.dataDir, 'code') });
+  const readStore = await openReadStore(config, logger);
+  const codeStore = openCodeStore(config);
   const drivers = {
     isolate: createIsolateDriver(),
     container: createContainerDriver({ workDir: join(config.dataDir, 'containers'), poolSize: config.runner.pythonPool }),
@@ -94,6 +93,7 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
       for (const driver of Object.values(drivers)) await driver.close();
       if (bus === undefined) await connected.close();
       await readStore.close();
+      await codeStore.close?.();
       await telemetry.shutdown();
     },
   };

@@ -1,0 +1,85 @@
+import {
+  MongoClient,
+  MongoError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from 'mongodb';
+import { StoreError } from '../../../domain/ports.ts';
+
+/** What the MongoDB adapters log: connection losses and recoveries. A pino logger fits. */
+export interface MongoLogger {
+  warn(details: Record<string, unknown>, message: string): void;
+  info(details: Record<string, unknown>, message: string): void;
+}
+
+/** The address part of a connection string, without credentials or options: safe to log and to show. */
+export const describeUrl = (url: string): string => {
+  const match = /^(mongodb(?:\+srv)?:\/\/)(?:[^@/]*@)?([^/?]*)/.exec(url);
+  return match === null ? '(invalid MongoDB URL)' : `${match[1]}${match[2]}`;
+};
+
+/** The database named in the connection string's path, if any. */
+export const databaseOf = (url: string): string | undefined => {
+  const name = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]*)/.exec(url)?.[1];
+  return name === undefined || name === '' ? undefined : decodeURIComponent(name);
+};
+
+// Server error codes that mean "this server cannot serve you right now" (shutting down, stepped down).
+const unavailableCodes = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436]);
+
+const isUnavailable = (error: unknown): boolean =>
+  error instanceof MongoNetworkError ||
+  error instanceof MongoServerSelectionError ||
+  error instanceof MongoTopologyClosedError ||
+  error instanceof MongoNotConnectedError ||
+  (error instanceof MongoServerError && typeof error.code === 'number' && unavailableCodes.has(error.code)) ||
+  (error instanceof MongoError && error.hasErrorLabel('ResetPool'));
+
+/** Connection-level driver errors become the port's `UNAVAILABLE`; everything else passes unchanged. */
+export const translateMongoError = (error: unknown, address: string): unknown =>
+  isUnavailable(error)
+    ? new StoreError('UNAVAILABLE', `MongoDB unavailable at ${address}: ${(error as Error).message}`, {
+        cause: error,
+      })
+    : error;
+
+export const isDuplicateKeyError = (error: unknown): boolean =>
+  error instanceof MongoServerError && (error.code === 11000 || error.code === 11001);
+
+export interface MongoClientSettings {
+  readonly url: string;
+  readonly serverSelectionTimeoutMs: number;
+  readonly logger?: MongoLogger;
+}
+
+/**
+ * A client that serialises documents the way JSON does as far as BSON allows (`undefined` fields are
+ * left out rather than stored as null) and logs once when the server goes away and once when it is back.
+ * The driver reconnects by itself; operations in between fail fast with server selection errors.
+ */
+export const createMongoClient = (settings: MongoClientSettings): MongoClient => {
+  const client = new MongoClient(settings.url, {
+    appName: 'strata',
+    ignoreUndefined: true,
+    serverSelectionTimeoutMS: settings.serverSelectionTimeoutMs,
+  });
+  const { logger } = settings;
+  if (logger !== undefined) {
+    const address = describeUrl(settings.url);
+    let reachable = true;
+    client.on('serverHeartbeatFailed', (event) => {
+      if (!reachable) return;
+      reachable = false;
+      logger.warn({ address, error: event.failure.message }, 'MongoDB unreachable; retrying in the background');
+    });
+    client.on('serverHeartbeatSucceeded', () => {
+      if (reachable) return;
+      reachable = true;
+      logger.info({ address }, 'MongoDB reachable again');
+    });
+  }
+  return client;
+};

@@ -1,0 +1,20 @@
+import { join } from 'node:path';
+import type { CodeStore, ReadStore } from '../domain/ports.ts';
+import { createFileCodeStore } from './codeStore/files/index.ts';
+import { createGridFsCodeStore } from './codeStore/gridfs/index.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import { createMongoReadStore } from './readStore/mongo/index.ts';
+import { createSqliteReadStore } from './readStore/sqlite/index.ts';
+
+/** The read models: MongoDB where STRATA_MONGODB_URL is set, else SQLite in the data directory. */
+export const openReadStore = (config: Config, logger: Logger): Promise<ReadStore> =>
+  config.mongoUrl === undefined
+    ? Promise.resolve(createSqliteReadStore({ path: join(config.dataDir, 'read-models.db') }))
+    : createMongoReadStore({ url: config.mongoUrl, logger });
+
+/** Code packages: GridFS where STRATA_MONGODB_URL is set, else files in the data directory. */
+export const openCodeStore = (config: Config): CodeStore & { close?: () => Promise<void> } =>
+  config.mongoUrl === undefined
+    ? createFileCodeStore({ directory: join(config.dataDir, 'code') })
+    : createGridFsCodeStore({ url: config.mongoUrl });
