@@ -10,10 +10,17 @@ export interface SupervisedProcess {
 /** Variables a child may see: never the platform's secrets (admin password, JWT secret). */
 const SECRET_VARIABLES = new Set(['STRATA_ADMIN_PASSWORD', 'STRATA_JWT_SECRET']);
 
+/**
+ * Variables the child must take from the platform's configuration, not from the environment it was
+ * started in: which backing services to use (a platform configured for the embedded adapters must not
+ * send its runners to services named in its shell).
+ */
+const CONFIGURED_VARIABLES = new Set(['STRATA_KAFKA_BROKERS', 'STRATA_MONGODB_URL', 'STRATA_EVENTSTORE_URL']);
+
 export const childEnvironment = (extra: Record<string, string>): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (!SECRET_VARIABLES.has(name)) env[name] = value;
+    if (!SECRET_VARIABLES.has(name) && !CONFIGURED_VARIABLES.has(name)) env[name] = value;
   }
   return { ...env, ...extra };
 };
