@@ -381,6 +381,7 @@ const measureIdleMemory = async (client: Client, pid: number, containers: number
     heaps.push(reply.body.memoryUsed as number);
   }
   const after = await steadyRss(pid);
+  // The runners view is fed by heartbeats (every 2 s): wait for one sent after the last container started.
   await sleep(2_500);
   const details = await client.expect('GET', `/api/v1/runners/${RUNNER_ID}`, 200);
   const health = details.body.health as { activeContainers: number };
@@ -398,6 +399,7 @@ const measureColdStarts = async (client: Client, samples: number) => {
   await client.expect('POST', '/api/v1/functions', 201, { name: 'cold', runtime: 'Node24', handler: 'index.handler' });
   const reported: number[] = [];
   const endToEnd: number[] = [];
+  // The first three are not counted: they warm the host's code for cold starts of this function.
   for (let index = -3; index < samples; index += 1) {
     const version = await publish(client, 'cold', `cold-${index}`);
     const reply = await invokeVersion(client, 'cold', version);
