@@ -12,6 +12,7 @@ import { createSqliteEventStore } from '../infra/eventStore/sqlite/index.ts';
 import { silentLogger } from '../infra/logger.ts';
 import { startPlatform } from '../infra/platform.ts';
 import { type AppendRate, measureAppendRate } from './eventStoreAppend.ts';
+import { percentile } from './stats.ts';
 
 const { values } = parseArgs({ options: { functions: { type: 'string', default: '10000' } } });
 const FUNCTIONS = Number(values.functions);
@@ -38,8 +39,6 @@ interface Reply {
 }
 
 /** Nearest rank: the smallest sample with at least `fraction` of all samples at or below it. */
-const percentile = (sorted: readonly number[], fraction: number): number =>
-  sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
 
 class Samples {
   readonly #values: number[] = [];

@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { strToU8, zipSync } from 'fflate';
+import { percentile } from './stats.ts';
 
 const BENCH = fileURLToPath(import.meta.url);
 const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
@@ -40,8 +41,6 @@ const INVOKE_BODY = JSON.stringify({ payload: JSON.stringify({ name: 'bench' }) 
 
 // ---- numbers ---------------------------------------------------------------------------------------------
 
-const percentile = (sorted: readonly number[], fraction: number): number =>
-  sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
 const median = (values: readonly number[]): number =>
   percentile(
     [...values].sort((a, b) => a - b),

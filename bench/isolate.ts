@@ -2,6 +2,7 @@
 import { strToU8, zipSync } from 'fflate';
 import { createIsolateDriver } from '../runners/isolate/driver.ts';
 import type { Container, ContainerSpec } from '../runners/runtime.ts';
+import { summary } from './stats.ts';
 
 const COLD_SAMPLES = 300;
 const WARM_SAMPLES = 20_000;
@@ -23,13 +24,6 @@ const spec = (source: string): ContainerSpec => ({
 const syncHello = spec('exports.handler = (event) => ({ hello: event.name });');
 const asyncHello = spec('exports.handler = async (event) => ({ hello: event.name });');
 const payload = JSON.stringify({ name: 'world' });
-
-const percentile = (sorted: readonly number[], fraction: number): number =>
-  sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
-const summary = (samples: number[]) => {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: Number(percentile(sorted, 0.5).toFixed(3)), p99: Number(percentile(sorted, 0.99).toFixed(3)) };
-};
 
 const invokeOnce = async (container: Container): Promise<void> => {
   const result = await container.invoke({ requestId: 'bench', payload, deadline: Date.now() + 10_000 });

@@ -19,6 +19,7 @@ import { loadConfig } from '../infra/config.ts';
 import { createLogger } from '../infra/logger.ts';
 import { startPlatform } from '../infra/platform.ts';
 import { startRunner } from '../infra/runner.ts';
+import { percentile } from './stats.ts';
 
 const BENCH = fileURLToPath(import.meta.url);
 const TARGET_P50_MS = 10;
@@ -158,9 +159,6 @@ interface LoadResult {
   readonly p99Ms: number;
   readonly failures: number;
 }
-
-const percentile = (sorted: readonly number[], fraction: number): number =>
-  sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
 
 const generateLoad = async (spec: LoadSpec): Promise<LoadResult> => {
   const url = new URL(spec.url);

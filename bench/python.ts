@@ -4,6 +4,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { strToU8, zipSync } from 'fflate';
 import { type ContainerDriver, createContainerDriver, describeIsolation } from '../runners/container/driver.ts';
 import type { Container, ContainerSpec } from '../runners/runtime.ts';
+import { summary } from './stats.ts';
 
 const COLD_SAMPLES = Number(process.argv[2] ?? 100);
 const WARM_SAMPLES = Number(process.argv[3] ?? 5_000);
@@ -24,13 +25,6 @@ const spec: ContainerSpec = {
   }),
 };
 const payload = JSON.stringify({ name: 'world' });
-
-const percentile = (sorted: readonly number[], fraction: number): number =>
-  sorted[Math.max(0, Math.ceil(fraction * sorted.length) - 1)] ?? Number.NaN;
-const summary = (samples: number[]) => {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: Number(percentile(sorted, 0.5).toFixed(3)), p99: Number(percentile(sorted, 0.99).toFixed(3)) };
-};
 
 const invokeOnce = async (container: Container): Promise<void> => {
   const result = await container.invoke({ requestId: 'bench', payload, deadline: Date.now() + 10_000 });
