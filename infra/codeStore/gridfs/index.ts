@@ -3,11 +3,9 @@ import { finished } from 'node:stream/promises';
 import { GridFSBucket, type MongoClient, ObjectId } from 'mongodb';
 import type { CodeStore } from '../../../domain/ports.ts';
 import {
-  createMongoClient,
-  databaseOf,
-  describeUrl,
   isDuplicateKeyError,
   type MongoLogger,
+  openDatabase,
   translateMongoError,
 } from '../../readStore/mongo/connection.ts';
 
@@ -53,16 +51,7 @@ const normalise = (sha256: string): string | null => {
 export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCodeStore => {
   const bucketName = options.bucketName ?? 'code';
   if (!bucketPattern.test(bucketName)) throw new Error(`Invalid bucket name: ${JSON.stringify(bucketName)}`);
-  const address = describeUrl(options.url);
-  const ownsClient = options.client === undefined;
-  const client =
-    options.client ??
-    createMongoClient({
-      url: options.url,
-      serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5_000,
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-    });
-  const db = client.db(options.database ?? databaseOf(options.url) ?? 'strata');
+  const { client, db, ownsClient, address } = openDatabase(options);
   const bucket = new GridFSBucket(db, { bucketName });
   const files = db.collection<FilesDocument>(`${bucketName}.files`);
   const chunks = db.collection(`${bucketName}.chunks`);

@@ -83,3 +83,27 @@ export const createMongoClient = (settings: MongoClientSettings): MongoClient =>
   }
   return client;
 };
+
+export interface DatabaseOptions {
+  readonly url: string;
+  /** Database name; default: the URL's, else `strata`. */
+  readonly database?: string;
+  readonly serverSelectionTimeoutMs?: number;
+  /** A client to share (its owner closes it); default: a new one. */
+  readonly client?: MongoClient;
+  readonly logger?: MongoLogger;
+}
+
+/** The database an adapter works in, its client (new or shared) and the server's address for messages. */
+export const openDatabase = (options: DatabaseOptions) => {
+  const ownsClient = options.client === undefined;
+  const client =
+    options.client ??
+    createMongoClient({
+      url: options.url,
+      serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5_000,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+  const db = client.db(options.database ?? databaseOf(options.url) ?? 'strata');
+  return { client, db, ownsClient, address: describeUrl(options.url) };
+};

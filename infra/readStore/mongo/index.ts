@@ -1,13 +1,6 @@
-import type { Collection, Db, Filter, MongoClient, Sort } from 'mongodb';
+import type { Collection, Filter, MongoClient, Sort } from 'mongodb';
 import { type Document, type FindQuery, isStoreError, type ReadStore, StoreError } from '../../../domain/ports.ts';
-import {
-  createMongoClient,
-  databaseOf,
-  describeUrl,
-  isDuplicateKeyError,
-  type MongoLogger,
-  translateMongoError,
-} from './connection.ts';
+import { isDuplicateKeyError, type MongoLogger, openDatabase, translateMongoError } from './connection.ts';
 import { fromStored, toStored } from './encoding.ts';
 
 export interface MongoReadStoreOptions {
@@ -70,16 +63,7 @@ const nonNegativeInteger = (name: string, value: number | undefined): number | u
 export const createMongoReadStore = async (options: MongoReadStoreOptions): Promise<ReadStore> => {
   const prefix = options.collectionPrefix ?? 'rm_';
   if (!collectionPattern.test(prefix)) throw new Error(`Invalid collection prefix: ${JSON.stringify(prefix)}`);
-  const address = describeUrl(options.url);
-  const ownsClient = options.client === undefined;
-  const client =
-    options.client ??
-    createMongoClient({
-      url: options.url,
-      serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5_000,
-      ...(options.logger === undefined ? {} : { logger: options.logger }),
-    });
-  const db: Db = client.db(options.database ?? databaseOf(options.url) ?? 'strata');
+  const { client, db, ownsClient, address } = openDatabase(options);
   const checkpoints = db.collection<StoredCheckpoint>(`${prefix}.checkpoints`);
   let closed = false;
 
