@@ -1,5 +1,6 @@
 // Control-plane latency over HTTP against a platform started in this process, plus the event store's
-// durable append rate. `npm run bench:control [-- --functions 1000]`.
+// durable append rate. `npm run bench:control [-- --functions 1000]`; `-- --only publish [--functions 300]`
+// creates, publishes and reads back only (no append rates, lists or rebuild), for quick before/after runs.
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
@@ -14,8 +15,15 @@ import { startPlatform } from '../infra/platform.ts';
 import { type AppendRate, measureAppendRate } from './eventStoreAppend.ts';
 import { percentile } from './stats.ts';
 
-const { values } = parseArgs({ options: { functions: { type: 'string', default: '10000' } } });
-const FUNCTIONS = Number(values.functions);
+const { values } = parseArgs({
+  options: { functions: { type: 'string' }, only: { type: 'string' } },
+});
+if (values.only !== undefined && values.only !== 'publish') {
+  console.error("bench:control: --only takes 'publish'");
+  process.exit(2);
+}
+const PUBLISH_ONLY = values.only === 'publish';
+const FUNCTIONS = Number(values.functions ?? (PUBLISH_ONLY ? '300' : '10000'));
 if (!Number.isInteger(FUNCTIONS) || FUNCTIONS < 200) {
   console.error('bench:control: --functions must be a whole number of at least 200');
   process.exit(2);
@@ -67,7 +75,7 @@ const appendRate = async (concurrency: number, appends: number): Promise<AppendR
   runs.sort((a, b) => a.appendsPerSecond - b.appendsPerSecond);
   return runs[Math.floor(runs.length / 2)] as AppendRate;
 };
-const appendRates = [await appendRate(1, 2_000), await appendRate(64, 20_000)];
+const appendRates = PUBLISH_ONLY ? [] : [await appendRate(1, 2_000), await appendRate(64, 20_000)];
 
 const directory = await mkdtemp(join(tmpdir(), 'strata-bench-control-'));
 const platform = await startPlatform(
@@ -180,7 +188,7 @@ try {
       samples.get.add(expect(await send('GET', `/api/v1/functions/${name}`, token), 200, `get ${name}`).ms);
 
       const count = index + 1;
-      if (count === SMALL) {
+      if (count === SMALL && !PUBLISH_ONLY) {
         await measureLists(token, samples.listFirstSmall, 0);
         await measureLists(token, samples.listLastSmallPageSmall, SMALL - LIMIT);
       }
@@ -190,13 +198,15 @@ try {
       console.error(`bench:control: ${done} functions in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     }
   }
-  await measureLists(token, samples.listFirstFull, 0);
-  await measureLists(token, samples.listLastSmallPageFull, SMALL - LIMIT);
-  await measureLists(token, samples.listDeep, FUNCTIONS - LIMIT);
+  if (!PUBLISH_ONLY) {
+    await measureLists(token, samples.listFirstFull, 0);
+    await measureLists(token, samples.listLastSmallPageFull, SMALL - LIMIT);
+    await measureLists(token, samples.listDeep, FUNCTIONS - LIMIT);
 
-  const rebuildStarted = performance.now();
-  await platform.projector.rebuild();
-  rebuildSeconds = (performance.now() - rebuildStarted) / 1000;
+    const rebuildStarted = performance.now();
+    await platform.projector.rebuild();
+    rebuildSeconds = (performance.now() - rebuildStarted) / 1000;
+  }
 } finally {
   agent.destroy();
   await platform.close();
@@ -224,19 +234,25 @@ console.log(
   `Strata control plane: ${count(FUNCTIONS)} functions, each created, given a version and read back over HTTP ` +
     `keep-alive at concurrency ${CONCURRENCY} (rate limits off); p50/p99 by nearest rank; node ${process.version}\n`,
 );
+const lists = PUBLISH_ONLY
+  ? []
+  : [
+      latency(`list offset ${count(FUNCTIONS - LIMIT)} @ ${count(FUNCTIONS)} functions`, samples.listDeep),
+      latency(`list offset 0 @ ${count(SMALL)} functions`, samples.listFirstSmall),
+      latency(`list offset 0 @ ${count(FUNCTIONS)} functions`, samples.listFirstFull),
+      latency(`list offset ${count(SMALL - LIMIT)} @ ${count(SMALL)} functions`, samples.listLastSmallPageSmall),
+      latency(`list offset ${count(SMALL - LIMIT)} @ ${count(FUNCTIONS)} functions`, samples.listLastSmallPageFull),
+    ];
 console.log(
   table([
     ['operation', 'samples', 'p50 ms', 'p99 ms', 'p50 target', 'met'],
     latency('create function', samples.create),
     latency('publish version (1 MiB ZIP)', samples.publish),
     latency('get function', samples.get),
-    latency(`list offset ${count(FUNCTIONS - LIMIT)} @ ${count(FUNCTIONS)} functions`, samples.listDeep),
-    latency(`list offset 0 @ ${count(SMALL)} functions`, samples.listFirstSmall),
-    latency(`list offset 0 @ ${count(FUNCTIONS)} functions`, samples.listFirstFull),
-    latency(`list offset ${count(SMALL - LIMIT)} @ ${count(SMALL)} functions`, samples.listLastSmallPageSmall),
-    latency(`list offset ${count(SMALL - LIMIT)} @ ${count(FUNCTIONS)} functions`, samples.listLastSmallPageFull),
+    ...lists,
   ]),
 );
+if (PUBLISH_ONLY) process.exit(0);
 console.log();
 console.log(
   table([
