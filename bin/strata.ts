@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from '../infra/config.ts';
 import { createLogger } from '../infra/logger.ts';
-import { startPlatform } from '../infra/platform.ts';
-import { startRunner } from '../infra/runner.ts';
+import { startNode } from '../infra/platform.ts';
+import { isRole, ROLE_SUMMARIES, ROLES } from '../infra/roles.ts';
 
-const usage = 'Usage: strata start [--role all|runner]';
-const ROLES = ['all', 'runner'];
+const usage = [
+  `Usage: strata start [--role ${ROLES.join('|')}]`,
+  '',
+  ...ROLES.map((role) => `  ${role.padEnd(10)} ${ROLE_SUMMARIES[role]}`),
+].join('\n');
 
 const main = async (): Promise<void> => {
   const [command, ...rest] = process.argv.slice(2);
@@ -13,10 +16,15 @@ const main = async (): Promise<void> => {
     console.error(usage);
     process.exit(2);
   }
-  const roleIndex = rest.indexOf('--role');
-  const role = roleIndex === -1 ? 'all' : rest[roleIndex + 1];
-  if (role === undefined || !ROLES.includes(role)) {
-    console.error(`strata: role '${role}' is not available; roles: ${ROLES.join(', ')}`);
+  const roleIndex = rest.findIndex((argument) => argument === '--role' || argument.startsWith('--role='));
+  const role =
+    roleIndex === -1
+      ? 'all'
+      : rest[roleIndex]?.startsWith('--role=')
+        ? rest[roleIndex]?.slice('--role='.length)
+        : rest[roleIndex + 1];
+  if (!isRole(role)) {
+    console.error(`strata: role '${role ?? ''}' is not available; roles: ${ROLES.join(', ')}`);
     process.exit(2);
   }
   let config: ReturnType<typeof loadConfig>;
@@ -30,7 +38,11 @@ const main = async (): Promise<void> => {
     throw error;
   }
   const logger = createLogger(config.logLevel, role === 'all' ? 'strata' : `strata-${role}`);
-  const running = role === 'runner' ? await startRunner(config, logger) : await startPlatform(config, logger);
+  const running = await startNode(role, config, logger).catch((error: unknown) => {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`strata: ${error.message}`);
+    process.exit(2);
+  });
   // A runner the platform spawned goes when the platform goes (even by kill -9), instead of lingering.
   const parent = Number(process.env.STRATA_PARENT_PID);
   if (role === 'runner' && Number.isInteger(parent) && parent > 0) {

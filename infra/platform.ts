@@ -15,26 +15,32 @@ import { runnerEndpoints } from '../api/routes/runners.ts';
 import { userEndpoints } from '../api/routes/users.ts';
 import { versionEndpoints } from '../api/routes/versions.ts';
 import { ensureFirstAdmin } from '../commands/bootstrap.ts';
-import { createFunctionCommands } from '../commands/functions.ts';
+import { createFunctionCommands, type FunctionCommands } from '../commands/functions.ts';
 import { createInvocationDispatcher } from '../commands/invocations.ts';
 import { createPurger } from '../commands/purger.ts';
-import { createUserCommands } from '../commands/users.ts';
+import { createUserCommands, type UserCommands } from '../commands/users.ts';
+import { errorOf } from '../domain/shared/errors.ts';
 import { type InvocationResult, type RunnerHeartbeat, TOPICS } from '../domain/invocation/messages.ts';
-import type { Clock, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
+import type { Clock, CodeStore, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
 import { createInvocationRecorder, INVOCATION_INDEXES, invocationTotals } from '../projections/invocations.ts';
 import { RUNNERS_COLLECTION, recordHeartbeat } from '../projections/runners.ts';
-import { createProjector, type Projector } from '../projections/projector.ts';
+import {
+  type CheckpointWatcher,
+  createCheckpointWatcher,
+  createProjector,
+  type Projector,
+} from '../projections/projector.ts';
 import { READ_MODELS } from '../projections/readModels.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
 import { inspectZip } from './codePackage/inspect.ts';
 import { type Config, runnerEnvironment } from './config.ts';
-import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { createKafkaBus } from './bus/kafka/index.ts';
 import { busSocketPath } from './paths.ts';
-import { openCodeStore, openReadStore } from './stores.ts';
+import { checkRoleConfiguration, type Role } from './roles.ts';
+import { openCodeStore, openEventStore, openReadStore } from './stores.ts';
 import { startRunner } from './runner.ts';
 import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
 import { randomIds, systemClock } from './system.ts';
@@ -52,6 +58,14 @@ export interface Platform {
   runnerPids(): number[];
   /** The address the API listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
+  close(): Promise<void>;
+}
+
+/** One node of a split platform (`strata start --role …`). */
+export interface StrataNode {
+  readonly role: Role;
+  /** Where it serves HTTP, for the roles that do. */
+  readonly url: string | undefined;
   close(): Promise<void>;
 }
 
@@ -73,66 +87,38 @@ export interface PlatformDependencies {
 const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
 const FLUSH_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
-
 const PURGE_INTERVAL_MS = 60_000;
+/** How often a node that shares an embedded event log with other processes looks for their events. */
+const SHARED_LOG_POLL_MS = 25;
 
-/** The composition root: builds every adapter from configuration and wires the layers together. */
-export const startPlatform = async (
+/** What every role but the runner stands on: clock, ids, the stores and the bus. */
+interface Core {
+  readonly clock: Clock;
+  readonly ids: Ids;
+  readonly eventStore: EventStore;
+  readonly readStore: ReadStore;
+  readonly codeStore: CodeStore & { close?: () => Promise<void> };
+  readonly bus: InvocationBus;
+  readonly nodeId: string;
+  /** Commands resolve once their events are in the read models: this node's projector or the shared one. */
+  awaitProjection(position: bigint): Promise<void>;
+  close(): Promise<void>;
+}
+
+const openCore = async (
+  role: Role,
   config: Config,
   logger: Logger,
-  dependencies: PlatformDependencies = {},
-): Promise<Platform> => {
-  const telemetry = startTelemetry('strata-api');
+  dependencies: PlatformDependencies,
+  awaitProjection: (core: Omit<Core, 'awaitProjection' | 'close'>) => (position: bigint) => Promise<void>,
+): Promise<Core & { readonly broker: EmbeddedBroker | undefined }> => {
   const clock = dependencies.clock ?? systemClock;
   const ids = dependencies.ids ?? randomIds;
+  const nodeId = `${role === 'all' ? 'api' : role}-${hostname()}-${process.pid}`;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const eventStore = createSqliteEventStore({ path: join(config.dataDir, 'events.db') });
+  const eventStore = await openEventStore(config, logger, role === 'all' ? {} : { pollIntervalMs: SHARED_LOG_POLL_MS });
   const readStore = await openReadStore(config, logger);
   const codeStore = openCodeStore(config);
-  const projector = createProjector({
-    eventStore,
-    readStore,
-    projections: READ_MODELS,
-    onError: (error) => logger.error({ err: error }, 'projection stopped'),
-  });
-  await projector.start();
-
-  const awaitProjection = (position: bigint) => projector.waitFor(position);
-  const functions = createFunctionCommands({
-    eventStore,
-    codeStore,
-    inspectCodePackage: (bytes) => inspectZip(bytes),
-    retentionMs: config.functionRetentionMs,
-    awaitProjection,
-  });
-  const users = createUserCommands({ eventStore, ids, hashPassword, awaitProjection });
-
-  const bootId = ids.next('boot');
-  const systemMetadata = () => ({
-    userId: 'system',
-    now: clock.now().toISOString(),
-    traceId: bootId,
-    correlationId: bootId,
-    causationId: bootId,
-  });
-  if (
-    await ensureFirstAdmin(
-      readStore,
-      users,
-      { username: config.adminUser, password: config.adminPassword },
-      systemMetadata(),
-    )
-  ) {
-    logger.info({ username: config.adminUser }, 'registered the first Admin');
-    if (config.adminPasswordIsDefault) {
-      logger.warn(
-        { username: config.adminUser },
-        'the first Admin has the default password: set STRATA_ADMIN_PASSWORD or change it with PUT /api/v1/users/{username}',
-      );
-    }
-  }
-
-  const nodeId = `api-${hostname()}-${process.pid}`;
   // STRATA_KAFKA_BROKERS switches the bus to Kafka; otherwise the embedded broker lives in this process.
   const kafka =
     dependencies.bus === undefined && config.kafkaBrokers !== undefined
@@ -148,27 +134,34 @@ export const startPlatform = async (
         })
       : undefined;
   const bus = external ?? (broker as EmbeddedBroker).bus;
+  const parts = { clock, ids, eventStore, readStore, codeStore, bus, nodeId };
+  return {
+    ...parts,
+    broker,
+    awaitProjection: awaitProjection(parts),
+    async close() {
+      await (broker ?? bus).close();
+      await eventStore.close();
+      await readStore.close();
+      await codeStore.close?.();
+    },
+  };
+};
+
+/** The projector's work: read models from the log, invocation records and metrics from results, heartbeats. */
+const startProjectionWork = async (core: Core, config: Config, logger: Logger, projector: Projector) => {
+  const { readStore, bus } = core;
+  await projector.start();
   for (const [collection, fields] of INVOCATION_INDEXES) await readStore.ensureIndex(collection, fields);
   await readStore.ensureIndex(RUNNERS_COLLECTION, ['nodeId']);
-  const recorder = createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
-  const dispatcher = createInvocationDispatcher({
-    nodeId,
-    bus,
-    readStore,
-    recorder,
-    defaultConcurrencyLimit: config.functionConcurrency,
-    replyGraceMs: 10_000,
-    now: () => clock.now(),
-    newRequestId: () => ids.next('req'),
-  });
-  await dispatcher.start();
-  await bus.ensureTopics([{ name: TOPICS.heartbeats, ephemeral: true }]);
+  const recorder = createInvocationRecorder({ readStore, nodeId: core.nodeId, retentionMs: config.invocationRetentionMs });
+  await bus.ensureTopics([{ name: TOPICS.results }, { name: TOPICS.heartbeats, ephemeral: true }]);
   const consumers: Consumer[] = [
     await bus.consume({ topic: TOPICS.results, group: 'strata-records', concurrency: 1 }, async (message) => {
       await recorder.record(JSON.parse(message.value) as InvocationResult);
     }),
     await bus.consume(
-      { topic: TOPICS.heartbeats, group: `strata-runners-view-${nodeId}`, from: 'latest' },
+      { topic: TOPICS.heartbeats, group: `strata-runners-view-${core.nodeId}`, from: 'latest' },
       async (message) => {
         await recordHeartbeat(readStore, JSON.parse(message.value) as RunnerHeartbeat);
       },
@@ -178,17 +171,197 @@ export const startPlatform = async (
     () => void recorder.flush().catch((error: unknown) => logger.error({ err: error }, 'metrics flush failed')),
     FLUSH_INTERVAL_MS,
   );
+  return {
+    async close() {
+      clearInterval(flushTimer);
+      for (const consumer of consumers) await consumer.close();
+      await recorder.flush();
+      await projector.stop();
+    },
+  };
+};
+
+const commandsOf = (core: Core, config: Config) => ({
+  functions: createFunctionCommands({
+    eventStore: core.eventStore,
+    codeStore: core.codeStore,
+    inspectCodePackage: (bytes) => inspectZip(bytes),
+    retentionMs: config.functionRetentionMs,
+    awaitProjection: core.awaitProjection,
+  }),
+  users: createUserCommands({
+    eventStore: core.eventStore,
+    ids: core.ids,
+    hashPassword,
+    awaitProjection: core.awaitProjection,
+  }),
+});
+
+/** The scheduler's work: purging deleted functions whose retention ended, expiring invocation records. */
+const startScheduledJobs = (core: Core, config: Config, logger: Logger, functions: FunctionCommands) => {
+  const now = () => core.clock.now();
+  const recorder = createInvocationRecorder({
+    readStore: core.readStore,
+    nodeId: core.nodeId,
+    retentionMs: config.invocationRetentionMs,
+  });
+  const purger = createPurger({ readStore: core.readStore, functions, now, newId: () => core.ids.next('purge') });
+  const purge = () =>
+    purger.sweep().then(
+      (purged) => purged.length > 0 && logger.info({ purged }, 'purged deleted functions'),
+      (error: unknown) => logger.error({ err: error }, 'purge sweep failed'),
+    );
+  void purge();
+  const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
+  purgeTimer.unref();
   const sweepTimer = setInterval(
-    () =>
-      void recorder
-        .sweep(clock.now())
-        .catch((error: unknown) => logger.error({ err: error }, 'retention sweep failed')),
+    () => void recorder.sweep(now()).catch((error: unknown) => logger.error({ err: error }, 'retention sweep failed')),
     SWEEP_INTERVAL_MS,
   );
   sweepTimer.unref();
+  return {
+    close() {
+      clearInterval(purgeTimer);
+      clearInterval(sweepTimer);
+    },
+  };
+};
+
+/** On first start (no user at all), the configured Admin; with a shared projector, once it has caught up. */
+const bootstrapAdmin = async (core: Core, config: Config, logger: Logger, users: UserCommands) => {
+  const bootId = core.ids.next('boot');
+  await core.awaitProjection(await core.eventStore.headPosition());
+  const registered = await ensureFirstAdmin(
+    core.readStore,
+    users,
+    { username: config.adminUser, password: config.adminPassword },
+    { userId: 'system', now: core.clock.now().toISOString(), traceId: bootId, correlationId: bootId, causationId: bootId },
+  ).catch((error: unknown) => {
+    // Another API node registered it first.
+    if (errorOf(error)?.code === 'CONFLICT') return false;
+    throw error;
+  });
+  if (!registered) return;
+  logger.info({ username: config.adminUser }, 'registered the first Admin');
+  if (config.adminPasswordIsDefault) {
+    logger.warn(
+      { username: config.adminUser },
+      'the first Admin has the default password: set STRATA_ADMIN_PASSWORD or change it with PUT /api/v1/users/{username}',
+    );
+  }
+};
+
+/** The HTTP API: every endpoint, or the gateway's invoke endpoints only. */
+const startHttpApi = async (
+  core: Core,
+  config: Config,
+  logger: Logger,
+  surface: 'full' | 'gateway',
+  commands: ReturnType<typeof commandsOf>,
+) => {
+  const { readStore, bus, nodeId, clock } = core;
+  const recorder = createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
+  const dispatcher = createInvocationDispatcher({
+    nodeId,
+    bus,
+    readStore,
+    recorder,
+    defaultConcurrencyLimit: config.functionConcurrency,
+    replyGraceMs: 10_000,
+    now: () => clock.now(),
+    newRequestId: () => core.ids.next('req'),
+  });
+  await dispatcher.start();
+
+  const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
+  const now = () => clock.now();
+  const { functions, users } = commands;
+  const invoking = invocationEndpoints({ readStore, dispatcher, metricsRetentionMs: config.invocationRetentionMs, now });
+  const app = createApp({
+    endpoints:
+      surface === 'gateway'
+        ? invoking
+        : [
+            ...authEndpoints({
+              readStore,
+              tokens: createTokens(secret, config.jwtTtlSeconds, now),
+              verifyPassword,
+              decoyHash: DECOY_HASH,
+              throttle: createLoginThrottle(),
+            }),
+            ...userEndpoints({ readStore, users }),
+            ...functionEndpoints({ readStore, functions, invocationStats: (name) => invocationTotals(readStore, name) }),
+            ...versionEndpoints({
+              readStore,
+              functions,
+              invocationCount: async (name, version) =>
+                (await invocationTotals(readStore, `${name}:${version}`)).totalInvocations,
+            }),
+            ...aliasEndpoints({ readStore, functions }),
+            ...invoking,
+            ...runnerEndpoints(readStore, now),
+          ],
+    jwtSecret: secret,
+    authenticate: createAuthenticate(readStore),
+    rateLimiter: createRateLimiter(),
+    rateLimits: config.rateLimits,
+    healthProbes: [
+      { name: 'eventStore', check: async () => void (await core.eventStore.headPosition()) },
+      { name: 'readStore', check: async () => void (await readStore.getCheckpoint('health')) },
+    ],
+    logger,
+    now,
+  });
+
+  const server = app.listen({ host: config.host, port: config.port });
+  server.requestTimeout = 5 * 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, dataDir: config.dataDir, surface }, 'Strata API listening');
+  return {
+    server,
+    app,
+    url,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await dispatcher.close();
+    },
+  };
+};
+
+/** The whole platform in one process tree (`--role all`): the composition root of the embedded default. */
+export const startPlatform = async (
+  config: Config,
+  logger: Logger,
+  dependencies: PlatformDependencies = {},
+): Promise<Platform> => {
+  const telemetry = startTelemetry('strata-api');
+  let projector: Projector | undefined;
+  const core = await openCore('all', config, logger, dependencies, (parts) => {
+    projector = createProjector({
+      eventStore: parts.eventStore,
+      readStore: parts.readStore,
+      projections: READ_MODELS,
+      onError: (error) => logger.error({ err: error }, 'projection stopped'),
+    });
+    const own = projector;
+    return (position) => own.waitFor(position);
+  });
+  const projection = await startProjectionWork(core, config, logger, projector as Projector);
+  const commands = commandsOf(core, config);
+  await bootstrapAdmin(core, config, logger, commands.users);
 
   const runnerCount = dependencies.runners ?? 1;
-  const inProcessRunner = runnerCount === 'inProcess' ? await startRunner(config, logger, bus) : undefined;
+  const inProcessRunner = runnerCount === 'inProcess' ? await startRunner(config, logger, core.bus) : undefined;
   const supervised: SupervisedProcess[] = [];
   for (let index = 1; typeof runnerCount === 'number' && index <= runnerCount; index += 1) {
     supervised.push(
@@ -206,90 +379,84 @@ export const startPlatform = async (
     );
   }
 
-  const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
-  const now = () => clock.now();
-  const app = createApp({
-    endpoints: [
-      ...authEndpoints({
-        readStore,
-        tokens: createTokens(secret, config.jwtTtlSeconds, now),
-        verifyPassword,
-        decoyHash: DECOY_HASH,
-        throttle: createLoginThrottle(),
-      }),
-      ...userEndpoints({ readStore, users }),
-      ...functionEndpoints({ readStore, functions, invocationStats: (name) => invocationTotals(readStore, name) }),
-      ...versionEndpoints({
-        readStore,
-        functions,
-        invocationCount: async (name, version) =>
-          (await invocationTotals(readStore, `${name}:${version}`)).totalInvocations,
-      }),
-      ...aliasEndpoints({ readStore, functions }),
-      ...invocationEndpoints({ readStore, dispatcher, metricsRetentionMs: config.invocationRetentionMs, now }),
-      ...runnerEndpoints(readStore, now),
-    ],
-    jwtSecret: secret,
-    authenticate: createAuthenticate(readStore),
-    rateLimiter: createRateLimiter(),
-    rateLimits: config.rateLimits,
-    healthProbes: [
-      { name: 'eventStore', check: async () => void (await eventStore.headPosition()) },
-      { name: 'readStore', check: async () => void (await readStore.getCheckpoint('health')) },
-    ],
-    logger,
-    now,
-  });
-
-  const purger = createPurger({ readStore, functions, now, newId: () => ids.next('purge') });
-  const sweep = () =>
-    purger.sweep().then(
-      (purged) => purged.length > 0 && logger.info({ purged }, 'purged deleted functions'),
-      (error: unknown) => logger.error({ err: error }, 'purge sweep failed'),
-    );
-  void sweep();
-  const purgeTimer = setInterval(sweep, PURGE_INTERVAL_MS);
-  purgeTimer.unref();
-
-  const server = app.listen({ host: config.host, port: config.port });
-  server.requestTimeout = 5 * 60_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  logger.info({ url: `http://${host}:${port}`, dataDir: config.dataDir }, 'Strata API listening');
+  const http = await startHttpApi(core, config, logger, 'full', commands);
+  const scheduled = startScheduledJobs(core, config, logger, commands.functions);
 
   return {
-    server,
-    app,
-    eventStore,
-    readStore,
-    projector,
-    bus,
+    server: http.server,
+    app: http.app,
+    eventStore: core.eventStore,
+    readStore: core.readStore,
+    projector: projector as Projector,
+    bus: core.bus,
     runnerPids: () => supervised.map((child) => child.pid()).filter((pid): pid is number => pid !== undefined),
-    url: `http://${host}:${port}`,
+    url: http.url,
     async close() {
-      clearInterval(purgeTimer);
-      clearInterval(flushTimer);
-      clearInterval(sweepTimer);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      scheduled.close();
+      await http.close();
       await Promise.all(supervised.map((child) => child.stop()));
       await inProcessRunner?.close();
-      for (const consumer of consumers) await consumer.close();
-      await dispatcher.close();
-      await recorder.flush();
-      await (broker ?? bus).close();
+      await projection.close();
       await telemetry.shutdown();
-      await projector.stop();
-      await eventStore.close();
-      await readStore.close();
-      await codeStore.close?.();
+      await core.close();
+    },
+  };
+};
+
+/** One node of a split platform: `strata start --role api|projector|scheduler|gateway|runner`. */
+export const startNode = async (role: Role, config: Config, logger: Logger): Promise<StrataNode> => {
+  if (role === 'all') {
+    const platform = await startPlatform(config, logger);
+    return { role, url: platform.url, close: () => platform.close() };
+  }
+  if (role === 'runner') {
+    const runner = await startRunner(config, logger);
+    return { role, url: undefined, close: () => runner.close() };
+  }
+  checkRoleConfiguration(role, config);
+  const telemetry = startTelemetry(`strata-${role}`);
+  let watcher: CheckpointWatcher | undefined;
+  let projector: Projector | undefined;
+  const core = await openCore(role, config, logger, {}, (parts) => {
+    if (role === 'projector') {
+      projector = createProjector({
+        eventStore: parts.eventStore,
+        readStore: parts.readStore,
+        projections: READ_MODELS,
+        onError: (error) => logger.error({ err: error }, 'projection stopped'),
+      });
+      const own = projector;
+      return (position) => own.waitFor(position);
+    }
+    watcher = createCheckpointWatcher({ readStore: parts.readStore, projections: READ_MODELS });
+    const shared = watcher;
+    return (position) => shared.waitFor(position);
+  });
+  const closers: Array<() => unknown> = [];
+  if (projector !== undefined) closers.push((await startProjectionWork(core, config, logger, projector)).close);
+  if (role === 'scheduler') closers.push(startScheduledJobs(core, config, logger, commandsOf(core, config).functions).close);
+  let url: string | undefined;
+  if (role === 'api' || role === 'gateway') {
+    const commands = commandsOf(core, config);
+    const http = await startHttpApi(core, config, logger, role === 'api' ? 'full' : 'gateway', commands);
+    url = http.url;
+    closers.push(http.close);
+    // Never holds up start-up: the projector may come up after this node.
+    if (role === 'api') {
+      void bootstrapAdmin(core, config, logger, commands.users).catch((error: unknown) =>
+        logger.error({ err: error }, 'could not register the first Admin'),
+      );
+    }
+  }
+  logger.info({ role, nodeId: core.nodeId }, 'Strata node started');
+  return {
+    role,
+    url,
+    async close() {
+      for (const close of closers.reverse()) await close();
+      watcher?.stop();
+      await telemetry.shutdown();
+      await core.close();
     },
   };
 };

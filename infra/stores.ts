@@ -1,11 +1,30 @@
 import { join } from 'node:path';
-import type { CodeStore, ReadStore } from '../domain/ports.ts';
+import type { CodeStore, EventStore, ReadStore } from '../domain/ports.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
 import { createGridFsCodeStore } from './codeStore/gridfs/index.ts';
 import type { Config } from './config.ts';
+import { createEsdbEventStore } from './eventStore/esdb/index.ts';
+import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
 import { createMongoReadStore } from './readStore/mongo/index.ts';
 import { createSqliteReadStore } from './readStore/sqlite/index.ts';
+
+/**
+ * The event log: EventStoreDB where STRATA_EVENTSTORE_URL is set, else SQLite in the data directory
+ * (which processes on one machine may share; they look for each other's events every `pollIntervalMs`).
+ */
+export const openEventStore = async (
+  config: Config,
+  logger: Logger,
+  options: { pollIntervalMs?: number } = {},
+): Promise<EventStore> =>
+  config.eventStoreUrl === undefined
+    ? createSqliteEventStore({
+        path: join(config.dataDir, 'events.db'),
+        ...options,
+        logger: { warn: (message, details) => logger.warn(details ?? {}, message) },
+      })
+    : createEsdbEventStore({ connectionString: config.eventStoreUrl, logger });
 
 /** The read models: MongoDB where STRATA_MONGODB_URL is set, else SQLite in the data directory. */
 export const openReadStore = (config: Config, logger: Logger): Promise<ReadStore> =>

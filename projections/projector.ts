@@ -20,6 +20,81 @@ export interface Projector {
   stop(): Promise<void>;
 }
 
+/** The checkpoint's name carries the projection versions, so a changed projection starts from scratch. */
+export const checkpointNameOf = (projections: readonly Projection[]): string =>
+  `read-models@${projections.map((projection) => `${projection.name}.${projection.version}`).join(',')}`;
+
+export interface CheckpointWatcherOptions {
+  readonly readStore: ReadStore;
+  readonly projections: readonly Projection[];
+  /** How often the stored checkpoint is read while someone waits. Default 10. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Read-your-writes for a node that does not project itself (an API node beside a projector node): waits
+ * until the projector's stored checkpoint reaches a position. The store is read only while someone waits.
+ */
+export const createCheckpointWatcher = (options: CheckpointWatcherOptions) => {
+  const { readStore, intervalMs = 10 } = options;
+  const checkpointName = checkpointNameOf(options.projections);
+  let seen = -1n;
+  let timer: NodeJS.Timeout | undefined;
+  let lastError: unknown;
+  const waiters = new Set<{ position: bigint; settle: (error?: Error) => void }>();
+
+  const poll = async () => {
+    timer = undefined;
+    try {
+      const checkpoint = await readStore.getCheckpoint(checkpointName);
+      if (checkpoint !== null && checkpoint > seen) seen = checkpoint;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    for (const waiter of waiters) if (seen >= waiter.position) waiter.settle();
+    if (waiters.size > 0) timer = setTimeout(poll, intervalMs);
+  };
+
+  return {
+    waitFor(position: bigint, timeoutMs: number | null = 30_000): Promise<void> {
+      if (seen >= position) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const deadline =
+          timeoutMs === null
+            ? undefined
+            : setTimeout(
+                () =>
+                  waiter.settle(
+                    lastError instanceof Error
+                      ? lastError
+                      : new Error(`Read models did not reach position ${position} within ${timeoutMs} ms`),
+                  ),
+                timeoutMs,
+              );
+        const waiter = {
+          position,
+          settle: (error?: Error) => {
+            clearTimeout(deadline);
+            waiters.delete(waiter);
+            if (error === undefined) resolve();
+            else reject(error);
+          },
+        };
+        waiters.add(waiter);
+        timer ??= setTimeout(poll, 0);
+      });
+    },
+    stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      for (const waiter of waiters) waiter.settle(new Error('the checkpoint watcher stopped'));
+    },
+  };
+};
+
+export type CheckpointWatcher = ReturnType<typeof createCheckpointWatcher>;
+
 /**
  * Feeds every event of the log, in order, to every projection interested in its stream, and stores a
  * checkpoint after each one. The checkpoint name carries the projection versions, so a changed
@@ -27,7 +102,7 @@ export interface Projector {
  */
 export const createProjector = (options: ProjectorOptions): Projector => {
   const { eventStore, readStore, projections } = options;
-  const checkpointName = `read-models@${projections.map((projection) => `${projection.name}.${projection.version}`).join(',')}`;
+  const checkpointName = checkpointNameOf(projections);
   let applied = -1n;
   let subscription: Subscription | undefined;
   let failure: Error | undefined;
