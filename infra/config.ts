@@ -37,6 +37,10 @@ export interface Config {
   readonly eventStoreUrl: string | undefined;
   readonly mongoUrl: string | undefined;
   readonly kafkaBrokers: readonly string[] | undefined;
+  /** Put before every Strata topic and consumer group name, so installations can share a Kafka cluster. */
+  readonly kafkaNamespace: string;
+  /** Partitions of the topics Strata creates (the most runners one topic can keep busy). */
+  readonly kafkaPartitions: number;
 }
 
 export const DEFAULT_ADMIN_USER = 'admin@example.com';
@@ -119,7 +123,17 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     kafkaBrokers: env.STRATA_KAFKA_BROKERS
       ? env.STRATA_KAFKA_BROKERS.split(',').map((broker) => broker.trim())
       : undefined,
+    kafkaNamespace: kafkaNamespace(env.STRATA_KAFKA_NAMESPACE),
+    kafkaPartitions: integer(env, 'STRATA_KAFKA_PARTITIONS', 4, 1, 10_000),
   };
+};
+
+const kafkaNamespace = (text: string | undefined): string => {
+  if (text === undefined || text === '') return '';
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(text)) {
+    throw new ConfigError(`STRATA_KAFKA_NAMESPACE may hold letters, digits, '.', '_' and '-' only, got '${text}'`);
+  }
+  return text;
 };
 
 /**
@@ -136,7 +150,13 @@ export const runnerEnvironment = (config: Config): Record<string, string> => {
     STRATA_RUNNER_IDLE_TTL: seconds(config.runner.idleTtlMs),
     STRATA_HEARTBEAT_INTERVAL: seconds(config.runner.heartbeatIntervalMs),
     STRATA_PYTHON_POOL: String(config.runner.pythonPool),
-    ...(config.kafkaBrokers === undefined ? {} : { STRATA_KAFKA_BROKERS: config.kafkaBrokers.join(',') }),
+    ...(config.kafkaBrokers === undefined
+      ? {}
+      : {
+          STRATA_KAFKA_BROKERS: config.kafkaBrokers.join(','),
+          STRATA_KAFKA_NAMESPACE: config.kafkaNamespace,
+          STRATA_KAFKA_PARTITIONS: String(config.kafkaPartitions),
+        }),
     ...(config.mongoUrl === undefined ? {} : { STRATA_MONGODB_URL: config.mongoUrl }),
     STRATA_RETRY_BASE_DELAY: seconds(config.retryBaseDelayMs),
     STRATA_MAX_EVENT_AGE: seconds(config.maxEventAgeMs),

@@ -37,10 +37,9 @@ import { inspectZip } from './codePackage/inspect.ts';
 import { type Config, runnerEnvironment } from './config.ts';
 import type { Logger } from './logger.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
-import { createKafkaBus } from './bus/kafka/index.ts';
 import { busSocketPath } from './paths.ts';
 import { checkRoleConfiguration, type Role } from './roles.ts';
-import { openCodeStore, openEventStore, openReadStore } from './stores.ts';
+import { openCodeStore, openEventStore, openKafkaBus, openReadStore } from './stores.ts';
 import { startRunner } from './runner.ts';
 import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
 import { randomIds, systemClock } from './system.ts';
@@ -120,11 +119,7 @@ const openCore = async (
   const readStore = await openReadStore(config, logger);
   const codeStore = openCodeStore(config);
   // STRATA_KAFKA_BROKERS switches the bus to Kafka; otherwise the embedded broker lives in this process.
-  const kafka =
-    dependencies.bus === undefined && config.kafkaBrokers !== undefined
-      ? createKafkaBus({ brokers: config.kafkaBrokers, clientId: nodeId, logger })
-      : undefined;
-  const external = dependencies.bus ?? kafka;
+  const external = dependencies.bus ?? openKafkaBus(config, nodeId, logger);
   const broker =
     external === undefined
       ? await createEmbeddedBroker({

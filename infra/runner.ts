@@ -9,10 +9,9 @@ import { createInvoker } from '../runners/invoker.ts';
 import { createIsolateDriver } from '../runners/isolate/driver.ts';
 import { createPool } from '../runners/pool.ts';
 import { connectEmbeddedBus } from './bus/embedded/client.ts';
-import { createKafkaBus } from './bus/kafka/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { openCodeStore, openReadStore } from './stores.ts';
+import { openCodeStore, openKafkaBus, openReadStore } from './stores.ts';
 import { busSocketPath } from './paths.ts';
 import { startTelemetry } from './telemetry/index.ts';
 
@@ -27,9 +26,8 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
   const nodeId = config.runner.nodeId ?? `runner-${hostname()}-${randomBytes(3).toString('hex')}`;
   const connected =
     bus ??
-    (config.kafkaBrokers === undefined
-      ? await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger })
-      : createKafkaBus({ brokers: config.kafkaBrokers, clientId: nodeId, logger }));
+    openKafkaBus(config, nodeId, logger) ??
+    (await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger }));
   const readStore = await openReadStore(config, logger);
   const codeStore = openCodeStore(config);
   const drivers = {

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import type { CodeStore, EventStore, ReadStore } from '../domain/ports.ts';
+import type { CodeStore, EventStore, InvocationBus, ReadStore } from '../domain/ports.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
 import { createGridFsCodeStore } from './codeStore/gridfs/index.ts';
 import type { Config } from './config.ts';
+import { createKafkaBus } from './bus/kafka/index.ts';
 import { createEsdbEventStore } from './eventStore/esdb/index.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
@@ -37,3 +38,15 @@ export const openCodeStore = (config: Config): CodeStore & { close?: () => Promi
   config.mongoUrl === undefined
     ? createFileCodeStore({ directory: join(config.dataDir, 'code') })
     : createGridFsCodeStore({ url: config.mongoUrl });
+
+/** The invocation bus on Kafka, for a configuration that names brokers. */
+export const openKafkaBus = (config: Config, clientId: string, logger: Logger): InvocationBus | undefined =>
+  config.kafkaBrokers === undefined
+    ? undefined
+    : createKafkaBus({
+        brokers: config.kafkaBrokers,
+        clientId,
+        logger,
+        namespace: config.kafkaNamespace,
+        partitions: config.kafkaPartitions,
+      });
