@@ -1,11 +1,15 @@
 // The invocation plane end to end: a hello-world Node24 function invoked through the REST API of a real
 // `strata start` (the API and its runner are separate processes, as in production), next to a bare
 // node:http server measured in the same run by the same load generator. `npm run bench:invoke [-- --quick]`.
+// A hello-world Python311 function is measured on the same server (warm, cold from the pre-started pool), and
+// on a second server started with STRATA_PYTHON_POOL=0 (cold with the pool empty). `-- --kafka` adds a third
+// server whose bus is Kafka (STRATA_KAFKA_BROKERS when set, else a private broker from scripts/services.sh,
+// stopped at the end), measured in the same rounds.
 //
 // Every load measurement runs in a child process (this file again, with `--load`): a keep-alive node:http
 // Agent with one socket per concurrent caller, so the generator never shares a core's event loop with
 // the bench itself, and costs Strata and the bare server the same.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest } from 'node:http';
@@ -19,12 +23,19 @@ import { percentile } from './stats.ts';
 
 const BENCH = fileURLToPath(import.meta.url);
 const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
+const SERVICES = fileURLToPath(new URL('../scripts/services.sh', import.meta.url));
 
 const TARGET_WARM_P50_MS = 1;
 const TARGET_SHARE_OF_BARE = 0.2;
 const TARGET_LOADED_P99_MS = 20;
 const TARGET_COLD_P50_MS = 5;
 const TARGET_IDLE_MB = 4;
+const TARGET_PYTHON_WARM_P50_MS = 2;
+const TARGET_PYTHON_COLD_POOL_P50_MS = 15;
+const TARGET_PYTHON_COLD_EMPTY_P50_MS = 80;
+const TARGET_KAFKA_P50_MS = 10;
+/** Between two Python cold starts: the pool (2) tops itself up after each one, as between occasional cold starts. */
+const PYTHON_COLD_SPACING_MS = 400;
 const LOADED = 64;
 const RUNNER_ID = 'runner-1';
 const ADMIN = { username: 'admin@example.com', password: 'bench-Admin-1' };
@@ -34,6 +45,15 @@ const helloCode = (marker: string): string =>
     zipSync({
       'index.js': strToU8(
         `// ${marker}\nexports.handler = async (event) => ({ statusCode: 200, body: JSON.stringify({ hello: event.name ?? "world" }) });\n`,
+      ),
+    }),
+  ).toString('base64');
+/** The same answer from Python311: handler `index.handler` → `handler(event, context)` in index.py. */
+const pythonCode = (marker: string): string =>
+  Buffer.from(
+    zipSync({
+      'index.py': strToU8(
+        `# ${marker}\nimport json\n\n\ndef handler(event, context):\n    return {"statusCode": 200, "body": json.dumps({"hello": event.get("name", "world")})}\n`,
       ),
     }),
   ).toString('base64');
@@ -201,10 +221,21 @@ const startBare = async (): Promise<Server> => {
   return { process: child, url: `http://127.0.0.1:${port}` };
 };
 
-const startStrata = async (dataDir: string, nodeOptions: string | undefined): Promise<Server> => {
+/** Backing services the shell may point at: each server gets only those it is meant to use. */
+const SERVICE_VARIABLES = ['STRATA_KAFKA_BROKERS', 'STRATA_MONGODB_URL', 'STRATA_EVENTSTORE_URL'];
+
+const startStrata = async (
+  dataDir: string,
+  nodeOptions: string | undefined,
+  extraEnv: Readonly<Record<string, string>> = {},
+): Promise<Server> => {
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !SERVICE_VARIABLES.includes(name)),
+  );
   const child = spawn(process.execPath, [STRATA_BIN, 'start'], {
     env: {
-      ...process.env,
+      ...inherited,
+      ...extraEnv,
       PORT: '0',
       HOST: '127.0.0.1',
       STRATA_DATA_DIR: dataDir,
@@ -236,6 +267,59 @@ const stop = async (child: ChildProcess, graceMs: number) => {
   clearTimeout(timer);
 };
 
+interface KafkaBroker {
+  readonly brokers: string;
+  /** The broker's JVM, when this bench started it (its CPU is then counted). */
+  readonly pid: number | undefined;
+  readonly started: boolean;
+  stop(): Promise<void>;
+}
+
+const runServices = (command: 'start' | 'stop', env: NodeJS.ProcessEnv): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const child = execFile(SERVICES, [command], { env, maxBuffer: 1 << 20 }, (error, stdout) =>
+      error === null ? resolve(stdout) : reject(new Error(`scripts/services.sh ${command} failed: ${error.message}`)),
+    );
+    child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+  });
+
+/** STRATA_KAFKA_BROKERS when set; else a private broker (scripts/services.sh, its own state file and free ports). */
+const kafkaBroker = async (): Promise<KafkaBroker> => {
+  const given = process.env.STRATA_KAFKA_BROKERS;
+  if (given !== undefined && given !== '') {
+    return { brokers: given, pid: undefined, started: false, stop: async () => undefined };
+  }
+  const stateDir = await mkdtemp(join(tmpdir(), 'strata-bench-services-'));
+  const env = { ...process.env, STRATA_SERVICES_STATE: join(stateDir, 'state'), STRATA_SERVICES_NO_KCAT: '1' };
+  const stop = async () => {
+    await runServices('stop', env).catch((error: unknown) => console.error(`bench:invoke: ${String(error)}`));
+    await rm(stateDir, { recursive: true, force: true });
+  };
+  // A broker left running would outlive an interrupted bench: ^C stops it first.
+  const interrupted = () => void stop().finally(() => process.exit(130));
+  process.once('SIGINT', interrupted);
+  try {
+    const printed = await runServices('start', env);
+    const brokers = /^STRATA_KAFKA_BROKERS=(.+)$/m.exec(printed)?.[1];
+    if (brokers === undefined) throw new Error(`scripts/services.sh start printed no STRATA_KAFKA_BROKERS: ${printed}`);
+    const state = readFileSync(env.STRATA_SERVICES_STATE, 'utf8');
+    const pid = Number(/^KAFKA_PID=(\d+)$/m.exec(state)?.[1]);
+    return {
+      brokers,
+      pid: Number.isInteger(pid) && pid > 0 ? pid : undefined,
+      started: true,
+      async stop() {
+        process.removeListener('SIGINT', interrupted);
+        await stop();
+      },
+    };
+  } catch (error) {
+    process.removeListener('SIGINT', interrupted);
+    await stop();
+    throw error;
+  }
+};
+
 /** The runner the API supervises: the server's child running `start --role runner`. */
 const runnerPid = (serverPid: number): number => {
   const cmdline = (pid: string) => {
@@ -256,9 +340,29 @@ const runnerPid = (serverPid: number): number => {
   return Number(pid);
 };
 
+/** Every process below `pid` (a runner's containers), found through /proc. */
+const descendants = (pid: number): number[] => {
+  let children: number[];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    children = [];
+  }
+  return children.flatMap((child) => [child, ...descendants(child)]);
+};
+
 /** CPU time (user + system) a process has used, ms. */
 const cpuMs = (pid: number): number => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return 0; // gone (a container disposed meanwhile)
+  }
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name; in clock ticks (100 Hz).
   return (Number(fields[11]) + Number(fields[12])) * 10;
@@ -313,6 +417,7 @@ const createClient = (baseUrl: string) => {
     return reply;
   };
   return {
+    send,
     expect,
     async login() {
       token = (await expect('POST', '/api/v1/authentication/login', 200, ADMIN)).body.token as string;
@@ -326,8 +431,8 @@ type Client = ReturnType<typeof createClient>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const waitForRunner = async (client: Client) => {
-  for (let attempt = 0; attempt < 100; attempt += 1) {
+const waitForRunner = async (client: Client, attempts = 100) => {
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
     const { body } = await client.expect('GET', '/api/v1/runners', 200);
     const runners = body.runners as { nodeId: string; health: { isHealthy: boolean } }[];
     if (runners.some((runner) => runner.nodeId === RUNNER_ID && runner.health.isHealthy)) return;
@@ -336,9 +441,21 @@ const waitForRunner = async (client: Client) => {
   throw new Error('the runner never reported');
 };
 
-const publish = async (client: Client, name: string, marker: string): Promise<number> =>
-  (await client.expect('POST', `/api/v1/functions/${name}/versions`, 201, { code: helloCode(marker) })).body
+const publish = async (client: Client, name: string, marker: string, code = helloCode): Promise<number> =>
+  (await client.expect('POST', `/api/v1/functions/${name}/versions`, 201, { code: code(marker) })).body
     .version as number;
+
+/** Null when the function answers; else why not (a runtime this machine cannot start, say). */
+const firstInvoke = async (client: Client, name: string, attempts = 1): Promise<string | null> => {
+  let problem = '';
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    const reply = await client.send('POST', `/api/v1/functions/${name}/invoke`, JSON.parse(INVOKE_BODY));
+    if (reply.status === 200 && reply.body.outcome === undefined) return null;
+    problem = `${reply.status} ${JSON.stringify(reply.body.error ?? reply.body)}`;
+    await sleep(500);
+  }
+  return problem;
+};
 
 const invokeVersion = (client: Client, name: string, version: number) =>
   client.expect('POST', `/api/v1/functions/${name}/invoke`, 200, {
@@ -394,14 +511,25 @@ const measureIdleMemory = async (client: Client, pid: number, containers: number
   };
 };
 
-const measureColdStarts = async (client: Client, samples: number) => {
-  await client.expect('POST', '/api/v1/functions', 201, { name: 'cold', runtime: 'Node24', handler: 'index.handler' });
+interface ColdStartSpec {
+  readonly name: string;
+  readonly runtime: 'Node24' | 'Python311';
+  readonly code: (marker: string) => string;
+  readonly samples: number;
+  /** Pause before each cold invoke (after publishing). */
+  readonly spacingMs: number;
+}
+
+const measureColdStarts = async (client: Client, spec: ColdStartSpec) => {
+  const { name, samples } = spec;
+  await client.expect('POST', '/api/v1/functions', 201, { name, runtime: spec.runtime, handler: 'index.handler' });
   const reported: number[] = [];
   const endToEnd: number[] = [];
   // The first three are not counted: they warm the host's code for cold starts of this function.
   for (let index = -3; index < samples; index += 1) {
-    const version = await publish(client, 'cold', `cold-${index}`);
-    const reply = await invokeVersion(client, 'cold', version);
+    const version = await publish(client, name, `${name}-${index}`, spec.code);
+    if (spec.spacingMs > 0) await sleep(spec.spacingMs);
+    const reply = await invokeVersion(client, name, version);
     if (reply.body.wasColdStart !== true) throw new Error(`version ${version} was not a cold start`);
     if (index < 0) continue;
     reported.push(reply.body.coldStartDuration as number);
@@ -434,18 +562,99 @@ interface Measured extends LoadResult {
 
 // ---- main ------------------------------------------------------------------------------------------------
 
-const main = async (options: {
-  durationMs: number;
-  warmupMs: number;
-  rounds: number;
-  coldSamples: number;
-  idleContainers: number;
-  serverNodeOptions: string | undefined;
-}) => {
+interface Options {
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly rounds: number;
+  readonly coldSamples: number;
+  readonly pythonColdSamples: number;
+  readonly idleContainers: number;
+  readonly serverNodeOptions: string | undefined;
+  readonly kafka: boolean;
+}
+
+/** A second server with STRATA_PYTHON_POOL=0: every Python container starts when it is needed. */
+const measureEmptyPoolColdStarts = async (options: Options) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'strata-bench-invoke-nopool-'));
+  const server = await startStrata(dataDir, options.serverNodeOptions, { STRATA_PYTHON_POOL: '0' });
+  const client = createClient(server.url);
+  try {
+    await client.login();
+    await waitForRunner(client);
+    return await measureColdStarts(client, {
+      name: 'pycold',
+      runtime: 'Python311',
+      code: pythonCode,
+      samples: options.pythonColdSamples,
+      spacingMs: 0,
+    });
+  } finally {
+    client.close();
+    await stop(server.process, 15_000);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+};
+
+interface KafkaSide {
+  readonly broker: KafkaBroker;
+  readonly server: Server;
+  readonly client: Client;
+  readonly token: string;
+  readonly runner: number;
+  readonly dataDir: string;
+}
+
+/** The platform on Kafka (API and runner processes as in embedded mode), with the same hello function. */
+const startKafkaSide = async (options: Options): Promise<KafkaSide> => {
+  const broker = await kafkaBroker();
+  console.error(
+    `bench:invoke: Kafka at ${broker.brokers}${broker.started ? ` (started here, pid ${broker.pid ?? '?'})` : ''}`,
+  );
+  const dataDir = await mkdtemp(join(tmpdir(), 'strata-bench-invoke-kafka-'));
+  let server: Server | undefined;
+  let client: Client | undefined;
+  try {
+    server = await startStrata(dataDir, options.serverNodeOptions, {
+      STRATA_KAFKA_BROKERS: broker.brokers,
+      STRATA_PYTHON_POOL: '0',
+    });
+    client = createClient(server.url);
+    const token = await client.login();
+    // Heartbeats travel through Kafka too: the runner shows once its producer and consumers are up.
+    await waitForRunner(client, 600);
+    await client.expect('POST', '/api/v1/functions', 201, {
+      name: 'hello',
+      runtime: 'Node24',
+      handler: 'index.handler',
+    });
+    await publish(client, 'hello', 'hello');
+    const problem = await firstInvoke(client, 'hello', 60);
+    if (problem !== null) throw new Error(`no sync invoke through Kafka answered: ${problem}`);
+    const pid = server.process.pid;
+    if (pid === undefined) throw new Error('the Kafka server has no pid');
+    return { broker, server, client, token, runner: runnerPid(pid), dataDir };
+  } catch (error) {
+    client?.close();
+    if (server !== undefined) await stop(server.process, 15_000);
+    await rm(dataDir, { recursive: true, force: true });
+    await broker.stop();
+    throw error;
+  }
+};
+
+const stopKafkaSide = async (side: KafkaSide) => {
+  side.client.close();
+  await stop(side.server.process, 15_000);
+  await rm(side.dataDir, { recursive: true, force: true });
+  await side.broker.stop();
+};
+
+const main = async (options: Options) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'strata-bench-invoke-'));
   const bare = await startBare();
   const strata = await startStrata(dataDir, options.serverNodeOptions);
   const client = createClient(strata.url);
+  let kafka: KafkaSide | undefined;
   try {
     const token = await client.login();
     await waitForRunner(client);
@@ -461,13 +670,24 @@ const main = async (options: {
     await publish(client, 'hello', 'hello');
     await client.expect('POST', '/api/v1/functions/hello/invoke', 200, JSON.parse(INVOKE_BODY));
 
+    await client.expect('POST', '/api/v1/functions', 201, {
+      name: 'pyhello',
+      runtime: 'Python311',
+      handler: 'index.handler',
+    });
+    await publish(client, 'pyhello', 'pyhello', pythonCode);
+    const pythonProblem = await firstInvoke(client, 'pyhello', 3);
+    if (pythonProblem !== null) console.error(`bench:invoke: Python311 is not measured: ${pythonProblem}`);
+
+    if (options.kafka) kafka = await startKafkaSide(options);
+
     console.error(`bench:invoke: ${options.idleContainers} idle containers in runner pid ${runner}`);
     const idle = await measureIdleMemory(client, runner, options.idleContainers);
 
-    const load = (url: string, path: string, concurrency: number, expectStatus: number): LoadSpec => ({
+    const load = (url: string, bearer: string, path: string, concurrency: number, expectStatus: number): LoadSpec => ({
       url: `${url}${path}`,
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
       body: INVOKE_BODY,
       concurrency,
       warmupMs: options.warmupMs,
@@ -477,11 +697,18 @@ const main = async (options: {
     const invokePath = '/api/v1/functions/hello/invoke';
     const bareProcess = bare.process.pid;
     if (bareProcess === undefined) throw new Error('the bare server has no pid');
-    /** A load measurement and the CPU the processes under test spent on it (warm-up included), µs per request. */
-    const measure = async (spec: LoadSpec, pids: readonly number[]): Promise<Measured> => {
-      const before = pids.map(cpuMs);
+    /**
+     * A load measurement and the CPU the processes under test spent on it (warm-up included), µs per
+     * request: one figure per group of processes (a group is summed: a runner's containers, say).
+     */
+    const measure = async (spec: LoadSpec, groups: readonly (readonly number[])[]): Promise<Measured> => {
+      const before = groups.map((pids) => pids.map(cpuMs));
       const result = await measureLoad(spec);
-      const cpuUs = pids.map((pid, index) => ((cpuMs(pid) - (before[index] ?? 0)) * 1000) / result.sent);
+      const cpuUs = groups.map(
+        (pids, group) =>
+          (pids.reduce((sum, pid, index) => sum + Math.max(0, cpuMs(pid) - (before[group]?.[index] ?? 0)), 0) * 1000) /
+          result.sent,
+      );
       return { ...result, cpuUs };
     };
     const runs = new Map<string, Measured[]>();
@@ -491,24 +718,67 @@ const main = async (options: {
         `bench:invoke: ${label.padEnd(18)} ${count(result.perSecond).padStart(7)}/s  p50 ${ms(result.p50Ms)}  p99 ${ms(result.p99Ms)} ms  cpu µs/req ${cpuText(result.cpuUs)} (generator ${count(result.generatorCpuUs)})`,
       );
     };
-    // Interleaved, so drift on a noisy machine falls on both servers alike.
+    // Interleaved, so drift on a noisy machine falls on every server alike.
     for (let round = 1; round <= options.rounds; round += 1) {
       console.error(`bench:invoke: round ${round} of ${options.rounds}`);
       for (const concurrency of [1, LOADED]) {
-        keep(`bare c=${concurrency}`, await measure(load(bare.url, invokePath, concurrency, 200), [bareProcess]));
+        keep(
+          `bare c=${concurrency}`,
+          await measure(load(bare.url, token, invokePath, concurrency, 200), [[bareProcess]]),
+        );
         keep(
           `sync c=${concurrency}`,
-          await measure(load(strata.url, invokePath, concurrency, 200), [serverPid, runner]),
+          await measure(load(strata.url, token, invokePath, concurrency, 200), [[serverPid], [runner]]),
+        );
+        if (kafka !== undefined) {
+          const pid = kafka.server.process.pid ?? 0;
+          keep(
+            `kafka c=${concurrency}`,
+            await measure(load(kafka.server.url, kafka.token, invokePath, concurrency, 200), [
+              [pid],
+              [kafka.runner],
+              ...(kafka.broker.pid === undefined ? [] : [[kafka.broker.pid]]),
+            ]),
+          );
+        }
+      }
+      if (pythonProblem === null) {
+        keep(
+          'python c=1',
+          await measure(load(strata.url, token, '/api/v1/functions/pyhello/invoke', 1, 200), [
+            [serverPid],
+            [runner],
+            descendants(runner),
+          ]),
         );
       }
     }
 
     console.error(`bench:invoke: ${options.coldSamples} cold starts`);
-    const cold = await measureColdStarts(client, options.coldSamples);
+    const cold = await measureColdStarts(client, {
+      name: 'cold',
+      runtime: 'Node24',
+      code: helloCode,
+      samples: options.coldSamples,
+      spacingMs: 0,
+    });
+    let pythonCold: { pool: Awaited<ReturnType<typeof measureColdStarts>>; empty: typeof cold } | undefined;
+    if (pythonProblem === null) {
+      console.error(`bench:invoke: ${options.pythonColdSamples} Python311 cold starts from the pool`);
+      const pool = await measureColdStarts(client, {
+        name: 'pycold',
+        runtime: 'Python311',
+        code: pythonCode,
+        samples: options.pythonColdSamples,
+        spacingMs: PYTHON_COLD_SPACING_MS,
+      });
+      console.error(`bench:invoke: ${options.pythonColdSamples} Python311 cold starts, pool empty (second server)`);
+      pythonCold = { pool, empty: await measureEmptyPoolColdStarts(options) };
+    }
 
     // Last: the runner works off the queued invocations long after the measurement ends (its CPU is not counted).
     const asyncPath = '/api/v1/functions/hello/invoke-async';
-    keep(`async c=${LOADED}`, await measure(load(strata.url, asyncPath, LOADED, 202), [serverPid]));
+    keep(`async c=${LOADED}`, await measure(load(strata.url, token, asyncPath, LOADED, 202), [[serverPid]]));
 
     const summary = (label: string) => {
       const results = runs.get(label) ?? [];
@@ -550,9 +820,89 @@ const main = async (options: {
       target: string,
       ok?: boolean,
     ) => [label, count(samples), '', p50, p99, '', value, target, ok === undefined ? '' : met(ok)];
+    const unmeasured = (label: string, target: string) => [label, '', '', '', '', '', 'not measured', target, 'n/a'];
+
+    const pythonWarmTarget = `p50 < ${TARGET_PYTHON_WARM_P50_MS} ms`;
+    const pythonPoolTarget = `p50 < ${TARGET_PYTHON_COLD_POOL_P50_MS} ms`;
+    const pythonEmptyTarget = `p50 < ${TARGET_PYTHON_COLD_EMPTY_P50_MS} ms`;
+    const pythonRows = (() => {
+      if (pythonProblem !== null || pythonCold === undefined) {
+        return [
+          unmeasured('Python311 warm sync invoke, c=1', pythonWarmTarget),
+          unmeasured('Python311 cold start, pool: coldStartDuration', pythonPoolTarget),
+          unmeasured('Python311 cold start, no pool: coldStartDuration', pythonEmptyTarget),
+        ];
+      }
+      const warm = summary('python c=1');
+      const { pool, empty } = pythonCold;
+      return [
+        loadRow(
+          'Python311 warm sync invoke, c=1',
+          warm,
+          `${(warm.perSecond / strata1.perSecond).toFixed(2)}× Node24 req/s`,
+          pythonWarmTarget,
+          warm.p50 < TARGET_PYTHON_WARM_P50_MS,
+        ),
+        row(
+          'Python311 cold start, pool: coldStartDuration',
+          pool.reported.count,
+          ms(pool.reported.p50),
+          ms(pool.reported.p99),
+          '',
+          pythonPoolTarget,
+          pool.reported.p50 < TARGET_PYTHON_COLD_POOL_P50_MS,
+        ),
+        row(
+          'Python311 cold invoke, pool, end to end',
+          pool.endToEnd.count,
+          ms(pool.endToEnd.p50),
+          ms(pool.endToEnd.p99),
+          '',
+          '',
+        ),
+        row(
+          'Python311 cold start, no pool: coldStartDuration',
+          empty.reported.count,
+          ms(empty.reported.p50),
+          ms(empty.reported.p99),
+          '',
+          pythonEmptyTarget,
+          empty.reported.p50 < TARGET_PYTHON_COLD_EMPTY_P50_MS,
+        ),
+        row(
+          'Python311 cold invoke, no pool, end to end',
+          empty.endToEnd.count,
+          ms(empty.endToEnd.p50),
+          ms(empty.endToEnd.p99),
+          '',
+          '',
+        ),
+      ];
+    })();
+    const kafkaRows = (() => {
+      if (kafka === undefined) return [];
+      const kafka1 = summary('kafka c=1');
+      const kafka64 = summary(`kafka c=${LOADED}`);
+      return [
+        loadRow(
+          'warm sync invoke via Kafka, c=1',
+          kafka1,
+          `${(kafka1.perSecond / strata1.perSecond).toFixed(2)}× embedded req/s`,
+          `p50 < ${TARGET_KAFKA_P50_MS} ms`,
+          kafka1.p50 < TARGET_KAFKA_P50_MS,
+        ),
+        loadRow(
+          `warm sync invoke via Kafka, c=${LOADED}`,
+          kafka64,
+          `${(kafka64.perSecond / strata64.perSecond).toFixed(2)}× embedded req/s`,
+          '',
+        ),
+      ];
+    })();
 
     console.log(
-      `\nStrata invocations: hello-world Node24, embedded mode (API pid ${serverPid}, runner pid ${runner}), node ${process.version}, ${cpus().length} cores`,
+      `\nStrata invocations: hello-world Node24 and Python311, embedded mode (API pid ${serverPid}, runner pid ${runner})` +
+        `${kafka === undefined ? '' : `, and Node24 through Kafka at ${kafka.broker.brokers}`}, node ${process.version}, ${cpus().length} cores`,
     );
     console.log(
       `${options.rounds} round(s) of ${options.durationMs / 1000} s per load measurement after ${options.warmupMs / 1000} s of warm-up; medians over rounds\n`,
@@ -574,6 +924,7 @@ const main = async (options: {
           `>= ${TARGET_SHARE_OF_BARE * 100}% of bare, p99 < ${TARGET_LOADED_P99_MS} ms`,
           share >= TARGET_SHARE_OF_BARE && strata64.p99 < TARGET_LOADED_P99_MS,
         ),
+        ...kafkaRows,
         loadRow('bare node:http, c=1', summary('bare c=1'), '', 'ceiling'),
         loadRow(`bare node:http, c=${LOADED}`, bare64, '', 'ceiling'),
         row(
@@ -586,6 +937,7 @@ const main = async (options: {
           cold.reported.p50 < TARGET_COLD_P50_MS,
         ),
         row('cold invoke, end to end', cold.endToEnd.count, ms(cold.endToEnd.p50), ms(cold.endToEnd.p99), '', ''),
+        ...pythonRows,
         loadRow(`async accept (202), c=${LOADED}`, summary(`async c=${LOADED}`), '', ''),
         row(
           'runner RSS growth per warm idle isolate',
@@ -600,8 +952,20 @@ const main = async (options: {
       ]),
     );
     console.log(
-      '\ncpu µs/req: CPU time of the API process + the runner process (bare: the server; async: the API only) per request, warm-up included.',
+      '\ncpu µs/req: CPU time of the API process + the runner process per request, warm-up included (bare: the server;' +
+        ' async: the API only; Python311: + its containers; Kafka: + the broker when this bench started it).',
     );
+    console.log(
+      `Python311 cold starts: a new version each, invoked ${PYTHON_COLD_SPACING_MS} ms after publishing, so the pre-started pool` +
+        ' (STRATA_PYTHON_POOL, 2) has topped itself up, as between occasional cold starts; "no pool" is a second server' +
+        ' started with STRATA_PYTHON_POOL=0, where each container starts its interpreter when needed.',
+    );
+    if (kafka !== undefined) {
+      console.log(
+        'Kafka: a third server started with STRATA_KAFKA_BROKERS (API and runner on the broker, everything else embedded),' +
+          ' measured in the same rounds as the embedded one.',
+      );
+    }
     console.log(
       `Idle memory: runner VmRSS ${idle.rssBeforeMb.toFixed(1)} MB → ${idle.rssAfterMb.toFixed(1)} MB with ${idle.containers} more warm idle containers` +
         ` (the runner reports ${idle.activeContainersReported} in all). GET /api/v1/runners/{nodeId} reports no isolate heap, so the heap` +
@@ -609,6 +973,7 @@ const main = async (options: {
     );
   } finally {
     client.close();
+    if (kafka !== undefined) await stopKafkaSide(kafka);
     await stop(strata.process, 15_000);
     await stop(bare.process, 5_000);
     await rm(dataDir, { recursive: true, force: true });
@@ -623,6 +988,7 @@ const { values } = parseArgs({
     'server-node-options': { type: 'string' },
     load: { type: 'string' },
     'bare-server': { type: 'boolean', default: false },
+    kafka: { type: 'boolean', default: false },
   },
 });
 
@@ -643,7 +1009,9 @@ if (values.load !== undefined) {
     warmupMs: quick ? 1_000 : 2_000,
     rounds,
     coldSamples: quick ? 30 : 200,
+    pythonColdSamples: quick ? 20 : 100,
     idleContainers: 50,
     serverNodeOptions: values['server-node-options'],
+    kafka: values.kafka,
   });
 }
