@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import kafkajs from 'kafkajs';
 import { MongoClient } from 'mongodb';
 import { isIsoTimestamp, uniqueName } from '../api/support.ts';
 import { ADMIN, type Client, createClient, type TestPlatform, zipBase64 } from '../support/platform.ts';
@@ -22,7 +23,6 @@ const required = process.env.STRATA_SERVICES_REQUIRED === '1';
 
 interface Context {
   readonly strata: TestPlatform;
-  readonly database: string;
 }
 
 const test = anyTest as TestFn<Context>;
@@ -99,25 +99,45 @@ if (unset(brokers) || unset(mongoUrl)) {
     test.skip('a user walks the whole flow on Kafka and MongoDB (set STRATA_KAFKA_BROKERS and STRATA_MONGODB_URL)', () => {});
   }
 } else {
+  // Topics, groups and the database are this run's own: other runs may share the services, and runners
+  // take whatever is on their group's topics.
+  const run = randomBytes(6).toString('hex');
+  const database = `strata_e2e_${run}`;
+  const namespace = `e2e-${run}.`;
+
   test.before(async (t) => {
-    const database = `strata_e2e_${randomBytes(6).toString('hex')}`;
     // Configuration only, as `strata start` would have it: the supervised runner process gets the Kafka and
     // MongoDB settings from the platform's configuration and reaches both by itself.
     const strata = await startInvocationPlatform(
-      { STRATA_KAFKA_BROKERS: brokers, STRATA_MONGODB_URL: withDatabase(mongoUrl, database) },
+      {
+        STRATA_KAFKA_BROKERS: brokers,
+        STRATA_KAFKA_NAMESPACE: namespace,
+        STRATA_MONGODB_URL: withDatabase(mongoUrl, database),
+      },
       { runners: 1 },
     );
-    t.context = { strata, database };
+    t.context = { strata };
   });
 
   test.after.always(async (t) => {
     await t.context.strata?.stop();
-    if (t.context.database === undefined) return;
-    const client = new MongoClient(mongoUrl, { serverSelectionTimeoutMS: 10_000 });
+    const mongo = new MongoClient(mongoUrl, { serverSelectionTimeoutMS: 10_000 });
     try {
-      await client.db(t.context.database).dropDatabase();
+      await mongo.db(database).dropDatabase();
     } finally {
-      await client.close();
+      await mongo.close();
+    }
+    const admin = new kafkajs.Kafka({
+      clientId: `strata-e2e-${run}`,
+      brokers: brokers.split(',').map((broker) => broker.trim()),
+      logLevel: kafkajs.logLevel.NOTHING,
+    }).admin();
+    await admin.connect();
+    try {
+      const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(namespace));
+      if (topics.length > 0) await admin.deleteTopics({ topics });
+    } finally {
+      await admin.disconnect();
     }
   });
 
