@@ -18,12 +18,19 @@ export interface GridFsCodeStoreOptions {
   readonly bucketName?: string;
   /** How long an operation waits for a reachable server before failing with `UNAVAILABLE`. Default 5 s. */
   readonly serverSelectionTimeoutMs?: number;
+  /** How long an operation waits for the answer of a server that hangs. Default 20 s. */
+  readonly socketTimeoutMs?: number;
   /** A client to share (e.g. with the MongoDB read store); `close` then leaves it open. */
   readonly client?: MongoClient;
   readonly logger?: MongoLogger;
 }
 
 export interface GridFsCodeStore extends CodeStore {
+  /**
+   * Reaches the server once (a `ping`, within `serverSelectionTimeoutMs`); rejects with one
+   * `ServiceUnreachableError` naming MongoDB and the address. Optional: operations connect by themselves.
+   */
+  connect(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,12 +53,13 @@ const normalise = (sha256: string): string | null => {
  * files collection holds a unique index on `filename`, so the files document (written by GridFS after the
  * last chunk) is what publishes a package, and at most one is ever published per hash: a put that loses a
  * race drops its own chunks and answers with the winner's. A crash mid-upload leaves chunks nothing refers
- * to, never a half-readable package. The client connects lazily: the first operation reaches the server.
+ * to, never a half-readable package. The client connects lazily: the first operation reaches the server
+ * (or `connect`, to fail start-up early); an outage fails operations with `StoreError` `UNAVAILABLE`.
  */
 export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCodeStore => {
   const bucketName = options.bucketName ?? 'code';
   if (!bucketPattern.test(bucketName)) throw new Error(`Invalid bucket name: ${JSON.stringify(bucketName)}`);
-  const { client, db, ownsClient, address } = openDatabase(options);
+  const { client, db, ownsClient, address, connect, ping } = openDatabase(options);
   const bucket = new GridFSBucket(db, { bucketName });
   const files = db.collection<FilesDocument>(`${bucketName}.files`);
   const chunks = db.collection(`${bucketName}.chunks`);
@@ -73,6 +81,7 @@ export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCo
   const run = async <T>(operation: () => Promise<T>): Promise<T> => {
     if (closed) throw new Error('The GridFS code store is closed');
     try {
+      await connect();
       return await operation();
     } catch (error) {
       throw translateMongoError(error, address);
@@ -96,6 +105,10 @@ export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCo
   };
 
   return {
+    async connect() {
+      if (closed) throw new Error('The GridFS code store is closed');
+      await ping();
+    },
     put: (bytes) =>
       run(async () => {
         const sha256 = createHash('sha256').update(bytes).digest('hex');

@@ -8,6 +8,7 @@ import {
   MongoTopologyClosedError,
 } from 'mongodb';
 import { StoreError } from '../../../domain/ports.ts';
+import { ServiceUnreachableError } from '../../serviceErrors.ts';
 
 /** What the MongoDB adapters log: connection losses and recoveries. A pino logger fits. */
 export interface MongoLogger {
@@ -52,6 +53,10 @@ export const isDuplicateKeyError = (error: unknown): boolean =>
 export interface MongoClientSettings {
   readonly url: string;
   readonly serverSelectionTimeoutMs: number;
+  /** How long opening a connection (and a heartbeat) may take. */
+  readonly connectTimeoutMs: number;
+  /** How long an operation waits on an open connection for the server's answer (a hung server). */
+  readonly socketTimeoutMs: number;
   readonly logger?: MongoLogger;
 }
 
@@ -65,6 +70,8 @@ export const createMongoClient = (settings: MongoClientSettings): MongoClient =>
     appName: 'strata',
     ignoreUndefined: true,
     serverSelectionTimeoutMS: settings.serverSelectionTimeoutMs,
+    connectTimeoutMS: settings.connectTimeoutMs,
+    socketTimeoutMS: settings.socketTimeoutMs,
   });
   const { logger } = settings;
   if (logger !== undefined) {
@@ -88,7 +95,13 @@ export interface DatabaseOptions {
   readonly url: string;
   /** Database name; default: the URL's, else `strata`. */
   readonly database?: string;
+  /** How long an operation waits for a reachable server before failing with `UNAVAILABLE`. Default 5 s. */
   readonly serverSelectionTimeoutMs?: number;
+  /**
+   * How long an operation waits for the answer of a server it reached (one that hangs rather than refuses)
+   * before failing with `UNAVAILABLE`. Default 20 s.
+   */
+  readonly socketTimeoutMs?: number;
   /** A client to share (its owner closes it); default: a new one. */
   readonly client?: MongoClient;
   readonly logger?: MongoLogger;
@@ -97,13 +110,51 @@ export interface DatabaseOptions {
 /** The database an adapter works in, its client (new or shared) and the server's address for messages. */
 export const openDatabase = (options: DatabaseOptions) => {
   const ownsClient = options.client === undefined;
+  const serverSelectionTimeoutMs = options.serverSelectionTimeoutMs ?? 5_000;
   const client =
     options.client ??
     createMongoClient({
       url: options.url,
-      serverSelectionTimeoutMs: options.serverSelectionTimeoutMs ?? 5_000,
+      serverSelectionTimeoutMs,
+      connectTimeoutMs: Math.min(serverSelectionTimeoutMs, 10_000),
+      socketTimeoutMs: options.socketTimeoutMs ?? 20_000,
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
   const db = client.db(options.database ?? databaseOf(options.url) ?? 'strata');
-  return { client, db, ownsClient, address: describeUrl(options.url) };
+  /**
+   * Connects the client once. The driver connects by itself on the first operation, but when that first
+   * connection fails it closes its topology and every later operation fails with "Topology is closed",
+   * even once the server is back: only an explicit `connect()` makes a new one. Once connected, the driver
+   * rides out outages by itself.
+   */
+  let connecting: Promise<void> | undefined;
+  const connect = (): Promise<void> => {
+    connecting ??= client.connect().then(
+      () => undefined,
+      (error: unknown) => {
+        connecting = undefined;
+        throw error;
+      },
+    );
+    return connecting;
+  };
+  /**
+   * The first contact: a `ping`, bounded by the server selection timeout. Whatever stops it (no server,
+   * no such host, bad credentials) becomes one `ServiceUnreachableError` naming MongoDB and the address.
+   */
+  const ping = async (): Promise<void> => {
+    const started = Date.now();
+    try {
+      await connect();
+      await db.command({ ping: 1 });
+    } catch (error) {
+      throw new ServiceUnreachableError({
+        service: 'MongoDB',
+        address: options.url,
+        cause: error,
+        waitedMs: Date.now() - started,
+      });
+    }
+  };
+  return { client, db, ownsClient, address: describeUrl(options.url), connect, ping };
 };

@@ -1,5 +1,5 @@
 import type { Collection, Filter, MongoClient, Sort } from 'mongodb';
-import { type Document, type FindQuery, isStoreError, type ReadStore, StoreError } from '../../../domain/ports.ts';
+import type { Document, FindQuery, ReadStore } from '../../../domain/ports.ts';
 import { isDuplicateKeyError, type MongoLogger, openDatabase, translateMongoError } from './connection.ts';
 import { fromStored, toStored } from './encoding.ts';
 
@@ -13,8 +13,13 @@ export interface MongoReadStoreOptions {
    * `dropAll` removes only collections whose name starts with it. Default `rm_`.
    */
   readonly collectionPrefix?: string;
-  /** How long an operation waits for a reachable server before failing with `UNAVAILABLE`. Default 5 s. */
+  /**
+   * How long an operation waits for a reachable server before failing with `UNAVAILABLE`, and how long
+   * opening the store waits for the first answer. Default 5 s.
+   */
   readonly serverSelectionTimeoutMs?: number;
+  /** How long an operation waits for the answer of a server that hangs. Default 20 s. */
+  readonly socketTimeoutMs?: number;
   /** A client to share (e.g. with the GridFS code store); the store then leaves closing it to the caller. */
   readonly client?: MongoClient;
   readonly logger?: MongoLogger;
@@ -57,13 +62,14 @@ const nonNegativeInteger = (name: string, value: number | undefined): number | u
  * streams, TTL or partial indexes.
  *
  * Pings the server (through a given client too) before it resolves, so a missing server fails start-up
- * with `StoreError` `UNAVAILABLE` naming the address. Afterwards an outage fails operations with `UNAVAILABLE` (after `serverSelectionTimeoutMs`)
- * and the driver reconnects by itself when the server is back.
+ * within `serverSelectionTimeoutMs` with one `ServiceUnreachableError` naming MongoDB and the address.
+ * Afterwards an outage fails operations with `StoreError` `UNAVAILABLE` (after `serverSelectionTimeoutMs`,
+ * or `socketTimeoutMs` for a server that hangs) and the driver reconnects by itself when the server is back.
  */
 export const createMongoReadStore = async (options: MongoReadStoreOptions): Promise<ReadStore> => {
   const prefix = options.collectionPrefix ?? 'rm_';
   if (!collectionPattern.test(prefix)) throw new Error(`Invalid collection prefix: ${JSON.stringify(prefix)}`);
-  const { client, db, ownsClient, address } = openDatabase(options);
+  const { client, db, ownsClient, address, connect, ping } = openDatabase(options);
   const checkpoints = db.collection<StoredCheckpoint>(`${prefix}.checkpoints`);
   let closed = false;
 
@@ -75,6 +81,7 @@ export const createMongoReadStore = async (options: MongoReadStoreOptions): Prom
   const run = async <T>(operation: () => Promise<T>): Promise<T> => {
     if (closed) throw new Error('The MongoDB read store is closed');
     try {
+      await connect();
       return await operation();
     } catch (error) {
       throw translateMongoError(error, address);
@@ -176,16 +183,10 @@ export const createMongoReadStore = async (options: MongoReadStoreOptions): Prom
   };
 
   try {
-    await db.command({ ping: 1 });
+    await ping();
   } catch (error) {
     if (ownsClient) await client.close().catch(() => {});
-    const translated = translateMongoError(error, address);
-    // Whatever stops the first command (no server, bad credentials), start-up names the address.
-    throw isStoreError(translated)
-      ? translated
-      : new StoreError('UNAVAILABLE', `MongoDB at ${address} refused the connection: ${(error as Error).message}`, {
-          cause: error,
-        });
+    throw error;
   }
   return store;
 };

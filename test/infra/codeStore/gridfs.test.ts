@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { MongoClient, ObjectId } from 'mongodb';
 import { isStoreError } from '../../../domain/ports.ts';
 import { createGridFsCodeStore, type GridFsCodeStoreOptions } from '../../../infra/codeStore/gridfs/index.ts';
+import { isServiceUnreachable } from '../../../infra/serviceErrors.ts';
 import { codeStoreContract } from '../../contracts/codeStore.ts';
 
 // Needs a MongoDB-wire server (scripts/services.sh starts FerretDB): runs wherever STRATA_MONGODB_URL is set.
@@ -15,6 +17,12 @@ test('gridfs: an unreachable server fails operations with UNAVAILABLE naming the
   t.true(isStoreError(error, 'UNAVAILABLE'), String(error));
   t.regex(error?.message ?? '', /MongoDB unavailable at mongodb:\/\/127\.0\.0\.1:1\b/);
   t.true(isStoreError(await store.has('0'.repeat(64)).catch((e: unknown) => e), 'UNAVAILABLE'));
+  const connecting = await t.throwsAsync(store.connect());
+  t.true(isServiceUnreachable(connecting), String(connecting));
+  t.regex(
+    connecting?.message ?? '',
+    /^cannot reach MongoDB at mongodb:\/\/127\.0\.0\.1:1\/strata \(connection refused\)/,
+  );
 });
 
 const freshDatabase = (): string => `strata_test_${randomBytes(6).toString('hex')}`;
@@ -103,5 +111,50 @@ if (url === undefined || url === '') {
     t.true(await second.has(stored.sha256));
     t.deepEqual(await second.put(bytes), stored);
     t.is(await first.copies(stored.sha256), 1);
+  });
+
+  // The driver closes its topology when its very first connection fails, and then fails every operation
+  // with "Topology is closed" even once the server answers: the store must connect again by itself.
+  test('gridfs: a store whose server was down at its first operation works once the server is there', async (t) => {
+    const target = /^mongodb:\/\/(?:[^@/]*@)?([^:/,]+):(\d+)/.exec(url);
+    if (target === null) return t.pass('STRATA_MONGODB_URL names no single host:port to put a proxy in front of');
+    const [, host = '127.0.0.1', port = '27017'] = target;
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+    const proxyPort = (free.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => free.close(() => resolve()));
+
+    const database = freshDatabase();
+    const store = createGridFsCodeStore({
+      url: `mongodb://127.0.0.1:${proxyPort}/${database}?directConnection=true`,
+      serverSelectionTimeoutMs: 500,
+    });
+    t.teardown(async () => {
+      await store.close();
+      await admin.db(database).dropDatabase();
+    });
+    const bytes = new TextEncoder().encode('PK after an outage at start');
+    t.true(isStoreError(await store.put(bytes).catch((error: unknown) => error), 'UNAVAILABLE'));
+
+    const sockets = new Set<Socket>();
+    const proxy = createServer((incoming) => {
+      const outgoing = connect(Number(port), host);
+      for (const socket of [incoming, outgoing]) {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          incoming.destroy();
+          outgoing.destroy();
+        });
+      }
+      incoming.pipe(outgoing).pipe(incoming);
+    });
+    await new Promise<void>((resolve) => proxy.listen(proxyPort, '127.0.0.1', resolve));
+    t.teardown(() => {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    });
+    const stored = await store.put(bytes);
+    t.deepEqual(await store.get(stored.sha256), bytes);
   });
 }
