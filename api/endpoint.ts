@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Role } from '../domain/user/events.ts';
 import type { CommandMetadata } from '../commands/execute.ts';
 import { ApiError, type ApiErrorCode } from './errors.ts';
-import { DEFAULT_BODY_LIMIT, readJsonBody } from './middleware/body.ts';
+import { DEFAULT_BODY_LIMIT, type JsonParser, readJsonBody } from './middleware/body.ts';
 import type { RequestState } from './middleware/errors.ts';
 import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
 import { bodyValidator, queryValidator, type Validator } from './validate.ts';
@@ -59,6 +59,8 @@ export interface Endpoint<B = unknown, Q = unknown> {
   readonly body?: object;
   /** Largest body accepted, in bytes; 6 MB unless said otherwise. */
   readonly bodyLimit?: number;
+  /** Parses the body's bytes into what `body` validates; JSON.parse of its UTF-8 text unless said otherwise. */
+  readonly parseBody?: JsonParser;
   readonly query?: object;
   readonly summary: string;
   /** Longer prose for the documentation. */
@@ -142,7 +144,7 @@ export const mount = (router: Router, endpoints: readonly Endpoint[], options: M
       const body =
         validateBody === undefined
           ? undefined
-          : validateBody(await readJsonBody(ctx, endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT));
+          : validateBody(await readJsonBody(ctx, endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT, endpoint.parseBody));
       const requestId = (ctx.state as RequestState).traceId;
       const correlation = ctx.get('x-correlation-id');
       const metadata: CommandMetadata = {

@@ -4,6 +4,18 @@ import { ApiError } from '../errors.ts';
 
 export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
 
+/** Turns the bytes of a JSON body into its value; throws a SyntaxError when they are not JSON. */
+export type JsonParser = (bytes: Buffer) => unknown;
+
+// UTF-8 with a leading byte order mark dropped, as raw-body's decoding did.
+const utf8 = new TextDecoder();
+
+/** JSON.parse of the UTF-8 text; a blank body reads as `{}`. */
+export const parseJson: JsonParser = (bytes) => {
+  const text = utf8.decode(bytes);
+  return text.trim() === '' ? {} : JSON.parse(text);
+};
+
 const isJson = (contentType: string | undefined): boolean => {
   if (contentType === undefined) return false;
   const type = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
@@ -11,7 +23,7 @@ const isJson = (contentType: string | undefined): boolean => {
 };
 
 /** Reads a JSON body of at most `limit` bytes; an empty body reads as `{}`. */
-export const readJsonBody = async (ctx: Context, limit: number): Promise<unknown> => {
+export const readJsonBody = async (ctx: Context, limit: number, parse: JsonParser = parseJson): Promise<unknown> => {
   const length = ctx.request.length;
   if (length !== undefined && length > limit) throw tooLarge(limit);
   const hasBody = (length !== undefined && length > 0) || ctx.get('transfer-encoding') !== '';
@@ -21,21 +33,21 @@ export const readJsonBody = async (ctx: Context, limit: number): Promise<unknown
       { field: 'Content-Type', message: `Expected application/json, got '${ctx.get('content-type') || 'nothing'}'` },
     ]);
   }
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await getRawBody(ctx.req, { limit, encoding: 'utf8', ...(length === undefined ? {} : { length }) });
+    bytes = await getRawBody(ctx.req, { limit, ...(length === undefined ? {} : { length }) });
   } catch (error) {
     if ((error as { type?: string }).type === 'entity.too.large') throw tooLarge(limit);
     throw new ApiError('VALIDATION_ERROR', 'The request body could not be read', [
       { field: 'body', message: (error as Error).message },
     ]);
   }
-  if (text.trim() === '') return {};
   try {
-    return JSON.parse(text);
+    return parse(bytes);
   } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
     throw new ApiError('VALIDATION_ERROR', 'Malformed JSON in request body', [
-      { field: 'body', message: (error as Error).message },
+      { field: 'body', message: error.message },
     ]);
   }
 };

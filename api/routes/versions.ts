@@ -2,38 +2,10 @@ import type { FunctionCommands } from '../../commands/functions.ts';
 import type { ReadStore } from '../../domain/ports.ts';
 import { COLLECTIONS, type VersionDocument, versionId } from '../../projections/documents.ts';
 import { ALL_ROLES, type Endpoint, linksTo } from '../endpoint.ts';
-import { ApiError } from '../errors.ts';
 import { versionDetail, versionList, versionPublished } from '../responses.ts';
 import { pageQuery, publishVersionBody } from '../schemas.ts';
 import { activeFunction, documentOr404, documents, param, parseVersion } from './common.ts';
-
-export const MAX_CODE_BYTES = 50 * 1024 * 1024;
-/** The JSON body of an upload: the base64 of 50 MB plus room for the other fields. */
-export const VERSION_BODY_LIMIT = Math.ceil(MAX_CODE_BYTES / 3) * 4 + 256 * 1024;
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-const notBase64 = () =>
-  new ApiError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [
-    { field: 'code', message: 'code must be the base64 encoding of a ZIP file' },
-  ]);
-
-/** Strict base64 (no whitespace, right padding), refusing what decodes past 50 MB before decoding it. */
-export const decodeCode = (code: string): Uint8Array => {
-  if (code.length % 4 !== 0) throw notBase64();
-  const padding = code.endsWith('==') ? 2 : code.endsWith('=') ? 1 : 0;
-  if ((code.length / 4) * 3 - padding > MAX_CODE_BYTES) {
-    if (!BASE64.test(code)) throw notBase64();
-    throw new ApiError('PAYLOAD_TOO_LARGE', 'Function code exceeds 50 MB', [
-      { field: 'code', message: 'The decoded ZIP must be at most 50 MB' },
-    ]);
-  }
-  // Canonical base64 (what every encoder writes) re-encodes to itself, checked in native code; the pattern,
-  // which costs ~10 ms per MB of upload on the event loop, only judges the rest.
-  const bytes = Buffer.from(code, 'base64');
-  if (bytes.toString('base64') !== code && !BASE64.test(code)) throw notBase64();
-  return bytes;
-};
+import { codeBytes, parseVersionBody, VERSION_BODY_LIMIT } from './versionBody.ts';
 
 export interface VersionRoutesOptions {
   readonly readStore: ReadStore;
@@ -58,6 +30,7 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       rateLimit: 20,
       body: publishVersionBody,
       bodyLimit: VERSION_BODY_LIMIT,
+      parseBody: parseVersionBody,
       summary: 'Publish versions',
       description:
         'Publishes an immutable version from `code`, the strict base64 of a ZIP of at most 50 MB, snapshotting the configuration with `environment` merged over it.',
@@ -79,7 +52,7 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
         const version = await functions.publishVersion(
           name,
           {
-            code: decodeCode(input.code),
+            code: codeBytes(input),
             ...(input.description === undefined ? {} : { description: input.description }),
             ...(input.environment === undefined ? {} : { environment: input.environment }),
           },
