@@ -3,8 +3,10 @@ import tls from 'node:tls';
 import kafkajs from 'kafkajs';
 import type { ISocketFactory, RetryOptions } from 'kafkajs';
 import type { Consumer, InvocationBus } from '../../../domain/ports.ts';
+import { withTimeout } from '../../serviceErrors.ts';
 import { type ConsumerSettings, startConsumer } from './consumer.ts';
 import { BusError, type KafkaBusLogger, kafkaErrorTypes, kafkaLogCreator } from './errors.ts';
+import { createClusterProbe } from './probe.ts';
 import { createPublisher } from './publisher.ts';
 import { createTopicAdmin, validTopicName } from './topics.ts';
 
@@ -44,6 +46,20 @@ export interface KafkaBusOptions {
   readonly connectionTimeoutMs?: number;
   /** Default 30 000. */
   readonly requestTimeoutMs?: number;
+  /**
+   * How long the bus's first contact with the cluster (`connect`, or else its first call) may take: a
+   * cluster that has not answered a metadata request by then fails it with one `ServiceUnreachableError`
+   * naming Kafka and the brokers, so that a process cannot start against a missing Kafka. Default 5 000.
+   */
+  readonly reachTimeoutMs?: number;
+  /**
+   * How long a publish may wait for the brokers' acknowledgement (kafkajs retrying a broker that is down,
+   * or one that hangs) before it fails with `UNAVAILABLE`. Messages not yet sent by then are never sent.
+   * Default 10 000.
+   */
+  readonly publishTimeoutMs?: number;
+  /** How long `check` waits for the cluster's answer. Default 2 000. */
+  readonly checkTimeoutMs?: number;
   /** Delay before a message whose handler failed is delivered again: initialMs × 2^(attempt−1), at most maxMs. Defaults 100 and 10 000. */
   readonly redelivery?: { readonly initialMs?: number; readonly maxMs?: number };
   /** Consumer group settings; see ConsumerSettings. */
@@ -97,14 +113,30 @@ const CONSUMER_DEFAULTS: Omit<ConsumerSettings, 'redeliveryInitialMs' | 'redeliv
   commitIntervalMs: 50,
 };
 
+/** The InvocationBus on Kafka, and what a composition root may ask of it beyond the port. */
+export interface KafkaBus extends InvocationBus {
+  /**
+   * Reaches the cluster (a metadata request) within `reachTimeoutMs`, else rejects with one
+   * `ServiceUnreachableError` naming Kafka and the brokers. Every call does this first until it succeeded once.
+   */
+  connect(): Promise<void>;
+  /** A health probe: resolves when the cluster answers within `checkTimeoutMs`, else `BusError` `UNAVAILABLE`. */
+  check(): Promise<void>;
+}
+
 /**
  * The InvocationBus on Apache Kafka (kafkajs). Topics are created by `ensureTopics` (brokers should not
  * create topics by themselves), a port group is a Kafka consumer group, and delivery is at least once:
  * a message's offset is committed once its handler resolved. Messages of one key go to one partition;
  * with `concurrency` 1 a consumer handles them in order. See consumer.ts for how handlers run and
  * progress.ts for what a group remembers across rebalances and restarts.
+ *
+ * Outages: until the cluster first answered, calls fail after `reachTimeoutMs` with `ServiceUnreachableError`
+ * (start-up stops with one line). After that, a publish the brokers did not acknowledge within
+ * `publishTimeoutMs` fails with `UNAVAILABLE`, and consumers that lose the cluster start again with backoff
+ * and rejoin their groups when it is back (see consumer.ts); what was not committed is delivered again.
  */
-export const createKafkaBus = (options: KafkaBusOptions): InvocationBus => {
+export const createKafkaBus = (options: KafkaBusOptions): KafkaBus => {
   const { clientId, logger = console, namespace = '' } = options;
   const brokers = [...options.brokers];
   const brokersText = brokers.join(',');
@@ -152,6 +184,22 @@ export const createKafkaBus = (options: KafkaBusOptions): InvocationBus => {
   const consumers = new Set<Consumer>();
   let closed = false;
   let closing: Promise<void> | undefined;
+  const publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
+  const probe = createClusterProbe({
+    brokers,
+    clientId,
+    connectionTimeoutMs: options.connectionTimeoutMs ?? 3_000,
+    socketFactory: noDelaySockets,
+  });
+  let reached: Promise<void> | undefined;
+  /** The first contact, bounded; once it succeeded, outages are the clients' business (retries, restarts). */
+  const reach = (): Promise<void> => {
+    reached ??= probe.reach(options.reachTimeoutMs ?? 5_000).catch((error: unknown) => {
+      reached = undefined;
+      throw error;
+    });
+    return reached;
+  };
 
   // Not a name at all stays invalid on the cluster too.
   const onCluster = (topic: unknown): string =>
@@ -162,17 +210,35 @@ export const createKafkaBus = (options: KafkaBusOptions): InvocationBus => {
   };
 
   return {
+    async connect() {
+      ensureOpen();
+      await reach();
+    },
+
+    async check() {
+      ensureOpen();
+      await probe.check(options.checkTimeoutMs ?? 2_000);
+    },
+
     async ensureTopics(topics) {
       ensureOpen();
       if (!Array.isArray(topics)) throw new BusError('INVALID_ARGUMENT', 'ensureTopics takes an array of topics');
+      await reach();
       await admin.ensureTopics(topics.map((spec) => ({ ...spec, name: onCluster(spec?.name) })));
     },
 
     async publish(topic, messages) {
       ensureOpen();
+      const deadline = Date.now() + publishTimeoutMs;
+      await reach();
       const name = onCluster(topic);
-      await admin.requireTopic(name);
-      await publisher.publish(name, messages);
+      await withTimeout(
+        admin.requireTopic(name),
+        deadline - Date.now(),
+        () =>
+          new BusError('UNAVAILABLE', `publishing to ${name} failed: Kafka at ${brokersText} did not answer in time`),
+      );
+      await publisher.publish(name, messages, deadline);
     },
 
     async consume(consumeOptions, handler) {
@@ -190,6 +256,7 @@ export const createKafkaBus = (options: KafkaBusOptions): InvocationBus => {
       if (typeof handler !== 'function') throw new BusError('INVALID_ARGUMENT', 'consume needs a handler');
       const name = onCluster(topic);
       if (!validTopicName(name)) throw new BusError('UNKNOWN_TOPIC', `there is no topic ${JSON.stringify(topic)}`);
+      await reach();
       await admin.requireTopic(name);
       const deadline = Date.now() + settings.startTimeoutMs;
       let started: Consumer;

@@ -7,7 +7,11 @@ import { BusError, type KafkaBusLogger, toBusError } from './errors.ts';
 const { CompressionTypes, Partitioners } = kafkajs;
 
 export interface Publisher {
-  publish(topic: string, messages: readonly BusMessage[]): Promise<void>;
+  /**
+   * Resolves once the broker acknowledged the messages; rejects with `UNAVAILABLE` when that has not
+   * happened by `deadline` (epoch ms). Messages not sent by then are never sent.
+   */
+  publish(topic: string, messages: readonly BusMessage[], deadline: number): Promise<void>;
   /** Waits for what was handed over, then disconnects. */
   close(): Promise<void>;
 }
@@ -15,8 +19,11 @@ export interface Publisher {
 interface Pending {
   readonly topic: string;
   readonly messages: Message[];
+  /** Settles the caller's promise once (a deadline may have settled it already). */
   readonly resolve: () => void;
   readonly reject: (error: BusError) => void;
+  /** True once the caller has its answer: a send still running may store the messages, a new one must not. */
+  readonly settled: () => boolean;
 }
 
 const toKafkaMessage = (message: BusMessage): Message => {
@@ -95,7 +102,9 @@ export const createPublisher = (
     await client.sendBatch({ topicMessages, acks: -1, compression: CompressionTypes.None });
   };
 
-  const settle = async (batch: readonly Pending[]) => {
+  const settle = async (all: readonly Pending[]) => {
+    const batch = all.filter((pending) => !pending.settled());
+    if (batch.length === 0) return;
     try {
       await send(batch);
       for (const pending of batch) pending.resolve();
@@ -124,7 +133,7 @@ export const createPublisher = (
   };
 
   return {
-    publish(topic, messages) {
+    publish(topic, messages, deadline) {
       if (closed) return Promise.reject(new BusError('UNAVAILABLE', 'the bus is closed'));
       if (!Array.isArray(messages)) {
         return Promise.reject(new BusError('INVALID_ARGUMENT', 'publish takes an array of messages'));
@@ -137,7 +146,41 @@ export const createPublisher = (
       }
       if (converted.length === 0) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
-        queue.push({ topic, messages: converted, resolve, reject });
+        let done = false;
+        const finish = () => {
+          done = true;
+          clearTimeout(timer);
+        };
+        const pending: Pending = {
+          topic,
+          messages: converted,
+          resolve: () => {
+            if (done) return;
+            finish();
+            resolve();
+          },
+          reject: (error) => {
+            if (done) return;
+            finish();
+            reject(error);
+          },
+          settled: () => done,
+        };
+        // A broker that hangs, or kafkajs retrying a dead one, must not hold the caller: after the deadline
+        // it is told UNAVAILABLE, and the messages leave the queue if they are still in it.
+        const timer = setTimeout(
+          () => {
+            queue = queue.filter((queued) => queued !== pending);
+            pending.reject(
+              new BusError(
+                'UNAVAILABLE',
+                `publishing to ${topic} failed: Kafka at ${brokers} did not acknowledge in time`,
+              ),
+            );
+          },
+          Math.max(0, deadline - Date.now()),
+        );
+        queue.push(pending);
         sending ??= drain();
       });
     },

@@ -9,6 +9,7 @@ import {
   markHandled,
   restoreProgress,
 } from '../../../infra/bus/kafka/progress.ts';
+import { isServiceUnreachable } from '../../../infra/serviceErrors.ts';
 import { invocationBusContract, recorder } from '../../contracts/invocationBus.ts';
 
 // The Kafka that scripts/services.sh runs (.ci/run starts it and exports the variable).
@@ -98,14 +99,38 @@ test('kafka: the sticky assigner keeps partitions with their holders and hands e
   t.deepEqual(mixed.get('b-async'), { async: [0, 1, 2, 3] });
 });
 
-test('kafka: an unreachable broker fails calls as UNAVAILABLE, naming its address', async (t) => {
-  const bus = fast(['127.0.0.1:1'], 'unreachable', { retry: { initialRetryTime: 10, maxRetryTime: 100, retries: 1 } });
+test('kafka: a cluster never reached fails calls within reachTimeoutMs with one line naming Kafka and its address', async (t) => {
+  const bus = fast(['127.0.0.1:1'], 'unreachable', { reachTimeoutMs: 500 });
   t.teardown(() => bus.close());
-  const declared = await t.throwsAsync(bus.ensureTopics([{ name: 'jobs' }]));
-  t.true(isBusError(declared, 'UNAVAILABLE'), String(declared));
-  t.regex(declared?.message ?? '', /127\.0\.0\.1:1/);
-  const published = await t.throwsAsync(bus.publish('jobs', [{ key: 'k', value: 'v' }]));
-  t.true(isBusError(published, 'UNAVAILABLE'), String(published));
+  const started = Date.now();
+  const connecting = await t.throwsAsync(bus.connect());
+  t.true(Date.now() - started < 5_000, 'bounded by reachTimeoutMs, not by kafkajs retries');
+  t.true(isServiceUnreachable(connecting), String(connecting));
+  t.is(
+    connecting?.message,
+    'cannot reach Kafka at 127.0.0.1:1 (connection refused); is it running? (STRATA_KAFKA_BROKERS)',
+  );
+  for (const call of [
+    () => bus.ensureTopics([{ name: 'jobs' }]),
+    () => bus.publish('jobs', [{ key: 'k', value: 'v' }]),
+    () => bus.consume({ topic: 'jobs', group: 'g' }, async () => {}),
+  ]) {
+    const error = await t.throwsAsync(call());
+    t.like(error, { service: 'Kafka', address: '127.0.0.1:1', reason: 'connection refused' });
+  }
+  const checked = await t.throwsAsync(bus.check());
+  t.true(isBusError(checked, 'UNAVAILABLE'), String(checked));
+  t.is(checked?.message, 'Kafka at 127.0.0.1:1 does not answer (connection refused)');
+});
+
+test('kafka: a broker name that does not resolve is reported as such', async (t) => {
+  const bus = fast(['strata-no-such-host.invalid:9092'], 'unresolvable', { reachTimeoutMs: 500 });
+  t.teardown(() => bus.close());
+  const error = await t.throwsAsync(bus.connect());
+  t.is(
+    error?.message,
+    'cannot reach Kafka at strata-no-such-host.invalid:9092 (host not found); is it running? (STRATA_KAFKA_BROKERS)',
+  );
 });
 
 // --- on a real broker ---
