@@ -18,11 +18,13 @@ import {
   type EventMetadata,
   type EventStore,
   type ExpectedRevision,
+  isStoreError,
   type NewEvent,
   type RecordedEvent,
   StoreError,
   type Subscription,
 } from '../../../domain/ports.ts';
+import { ServiceUnreachableError } from '../../serviceErrors.ts';
 
 export interface EsdbEventStoreOptions {
   /** e.g. `esdb://127.0.0.1:2113?tls=false`. */
@@ -35,6 +37,18 @@ export interface EsdbEventStoreOptions {
   /** First delay before a broken subscription reconnects; doubles up to `maxReconnectDelayMs`. */
   readonly reconnectDelayMs?: number;
   readonly maxReconnectDelayMs?: number;
+  /**
+   * How long the first contact with the server (`connect`, or else the first call) may take: a server that
+   * has not answered by then fails it with one `ServiceUnreachableError` naming EventStoreDB and the
+   * address (password masked). Default 5 000.
+   */
+  readonly reachTimeoutMs?: number;
+  /**
+   * How long a read may take before it fails with `UNAVAILABLE` (the client gives reads no deadline of its
+   * own, so a server that hangs would hold them until its keep-alive gives up). Appends are bounded by the
+   * client's `defaultDeadline` (10 s unless the connection string says otherwise). Default 10 000.
+   */
+  readonly readTimeoutMs?: number;
   readonly logger?: { warn(details: Record<string, unknown>, message: string): void };
 }
 
@@ -56,6 +70,7 @@ const translate = (error: unknown, what: string): unknown => {
     case 'timeout':
     case 'not-leader':
     case 'cancelled':
+    case 'unknown':
       return new StoreError('UNAVAILABLE', `EventStoreDB unavailable: ${(error as Error).message}`, { cause: error });
     default:
       return error;
@@ -68,11 +83,98 @@ const expectedOf = (expected: ExpectedRevision): AppendExpectedRevision => {
   return expected < 0 ? NO_STREAM : BigInt(expected);
 };
 
-/** The event store on EventStoreDB / KurrentDB: one ESDB stream per aggregate stream, `$all` for the log. */
-export const createEsdbEventStore = (options: EsdbEventStoreOptions): EventStore => {
+export interface EsdbEventStore extends EventStore {
+  /**
+   * Reaches the server (a read of the last event of `$all`) within `reachTimeoutMs`, else rejects with one
+   * `ServiceUnreachableError`. Every call but `subscribeToAll` does this first until it succeeded once.
+   */
+  connect(): Promise<void>;
+}
+
+type Streaming<T> = AsyncIterable<T> & { cancel(): Promise<void>; destroy(error?: Error): unknown };
+
+/**
+ * The event store on EventStoreDB / KurrentDB: one ESDB stream per aggregate stream, `$all` for the log.
+ *
+ * Outages: until the server first answered, calls fail after `reachTimeoutMs` with `ServiceUnreachableError`
+ * (start-up stops with one line). After that, calls fail with `StoreError` `UNAVAILABLE` (gRPC unavailable
+ * at once, a server that hangs after `readTimeoutMs` or the append deadline); the client reconnects by
+ * itself on the next call, and subscriptions reconnect with backoff from where they were.
+ */
+export const createEsdbEventStore = (options: EsdbEventStoreOptions): EsdbEventStore => {
   const client = EventStoreDBClient.connectionString(options.connectionString);
   const namespace = options.namespace ?? '';
   const subscriptions = new Set<{ close(): Promise<void> }>();
+  const readTimeoutMs = options.readTimeoutMs ?? 10_000;
+
+  /** Iterates a read, failing it with `UNAVAILABLE` when it takes longer than `timeoutMs`. */
+  const drain = async <T>(
+    read: Streaming<T>,
+    visit: (item: T) => boolean | undefined,
+    what: string,
+    timeoutMs = readTimeoutMs,
+  ): Promise<void> => {
+    const timer = setTimeout(() => {
+      void read.cancel().catch(() => undefined);
+      read.destroy(new StoreError('UNAVAILABLE', `EventStoreDB did not answer ${what} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    try {
+      for await (const item of read) if (visit(item) === false) break;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const lastOfAll = async (timeoutMs?: number): Promise<RecordedEvent | null> => {
+    let found: RecordedEvent | null = null;
+    try {
+      await drain(
+        client.readAll({ fromPosition: END, direction: BACKWARDS, maxCount: PAGE }),
+        (resolved) => {
+          const recorded = toRecorded(resolved);
+          if (recorded === undefined || recorded.streamId.startsWith('$')) return true;
+          found = recorded;
+          return false;
+        },
+        'a read of $all',
+        timeoutMs,
+      );
+    } catch (error) {
+      throw translate(error, 'read $all');
+    }
+    return found;
+  };
+
+  let reached: Promise<void> | undefined;
+  /** The first contact, retried until `reachTimeoutMs`; a refusal that is not an outage ends it at once. */
+  const reach = (): Promise<void> => {
+    reached ??= (async () => {
+      const started = Date.now();
+      const deadline = started + (options.reachTimeoutMs ?? 5_000);
+      let lastError: unknown;
+      for (let delay = 100; Date.now() < deadline; delay = Math.min(1_000, delay * 2)) {
+        try {
+          await lastOfAll(Math.max(1, deadline - Date.now()));
+          return;
+        } catch (error) {
+          lastError = error;
+          if (!isStoreError(error, 'UNAVAILABLE')) break;
+        }
+        const pause = Math.min(delay, deadline - Date.now());
+        if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+      throw new ServiceUnreachableError({
+        service: 'EventStoreDB',
+        address: options.connectionString,
+        cause: lastError,
+        waitedMs: Date.now() - started,
+      });
+    })().catch((error: unknown) => {
+      reached = undefined;
+      throw error;
+    });
+    return reached;
+  };
 
   const toRecorded = (resolved: ResolvedEvent | AllStreamResolvedEvent): RecordedEvent | undefined => {
     const event = resolved.event;
@@ -96,27 +198,38 @@ export const createEsdbEventStore = (options: EsdbEventStoreOptions): EventStore
       : streamNameFilter({ prefixes: (prefixes ?? ['']).map((prefix) => `${namespace}${prefix}`) });
 
   const lastOfStream = async (streamId: string): Promise<RecordedEvent | undefined> => {
+    let last: RecordedEvent | undefined;
     try {
-      for await (const resolved of client.readStream(`${namespace}${streamId}`, { direction: BACKWARDS, fromRevision: END, maxCount: 1 })) {
-        return toRecorded(resolved);
-      }
+      await drain(
+        client.readStream(`${namespace}${streamId}`, { direction: BACKWARDS, fromRevision: END, maxCount: 1 }),
+        (resolved) => {
+          last = toRecorded(resolved);
+          return false;
+        },
+        `a read of ${streamId}`,
+      );
     } catch (error) {
       if (typeOf(error) === 'stream-not-found') return undefined;
       throw translate(error, `read ${streamId}`);
     }
-    return undefined;
+    return last;
   };
 
   const readAllPage = async (after: bigint | undefined, maxCount: number): Promise<RecordedEvent[]> => {
     const events: RecordedEvent[] = [];
     const from = after === undefined ? START : { commit: after, prepare: after };
     try {
-      for await (const resolved of client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: maxCount + 1 })) {
-        const recorded = toRecorded(resolved);
-        if (recorded === undefined || recorded.streamId.startsWith('$')) continue;
-        if (after !== undefined && recorded.position <= after) continue;
-        events.push(recorded);
-      }
+      await drain(
+        client.readAll({ fromPosition: from, direction: FORWARDS, maxCount: maxCount + 1 }),
+        (resolved) => {
+          const recorded = toRecorded(resolved);
+          if (recorded === undefined || recorded.streamId.startsWith('$')) return true;
+          if (after !== undefined && recorded.position <= after) return true;
+          events.push(recorded);
+          return true;
+        },
+        'a read of $all',
+      );
     } catch (error) {
       throw translate(error, 'read $all');
     }
@@ -124,7 +237,10 @@ export const createEsdbEventStore = (options: EsdbEventStoreOptions): EventStore
   };
 
   return {
+    connect: reach,
+
     async append(streamId, events: readonly NewEvent[], expected): Promise<AppendResult> {
+      await reach();
       if (events.length === 0) {
         const last = await lastOfStream(streamId);
         const actual = last?.revision ?? -1;
@@ -153,12 +269,18 @@ export const createEsdbEventStore = (options: EsdbEventStoreOptions): EventStore
     },
 
     async readStream(streamId) {
+      await reach();
       const events: RecordedEvent[] = [];
       try {
-        for await (const resolved of client.readStream(`${namespace}${streamId}`, { direction: FORWARDS, fromRevision: START })) {
-          const recorded = toRecorded(resolved);
-          if (recorded !== undefined) events.push(recorded);
-        }
+        await drain(
+          client.readStream(`${namespace}${streamId}`, { direction: FORWARDS, fromRevision: START }),
+          (resolved) => {
+            const recorded = toRecorded(resolved);
+            if (recorded !== undefined) events.push(recorded);
+            return true;
+          },
+          `a read of ${streamId}`,
+        );
       } catch (error) {
         if (typeOf(error) === 'stream-not-found') return [];
         throw translate(error, `read ${streamId}`);
@@ -167,6 +289,7 @@ export const createEsdbEventStore = (options: EsdbEventStoreOptions): EventStore
     },
 
     async readAll(readOptions = {}) {
+      await reach();
       const limit = readOptions.maxCount ?? Number.POSITIVE_INFINITY;
       const events: RecordedEvent[] = [];
       let after = readOptions.after;
@@ -234,15 +357,8 @@ export const createEsdbEventStore = (options: EsdbEventStoreOptions): EventStore
     },
 
     async headPosition() {
-      try {
-        for await (const resolved of client.readAll({ fromPosition: END, direction: BACKWARDS, maxCount: PAGE })) {
-          const recorded = toRecorded(resolved);
-          if (recorded !== undefined && !recorded.streamId.startsWith('$')) return recorded.position;
-        }
-      } catch (error) {
-        throw translate(error, 'read $all');
-      }
-      return -1n;
+      await reach();
+      return (await lastOfAll())?.position ?? -1n;
     },
 
     async close() {
