@@ -69,7 +69,10 @@ const main = async (): Promise<void> => {
 
 main().catch((error: unknown) => {
   const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') console.error(`strata: the port is already in use (${(error as Error).message})`);
+  // A backing service missing at start (ServiceUnreachableError, infra/serviceErrors.ts) says in one line
+  // which service, where, why and which variable points at it: no stack trace.
+  if (code === 'SERVICE_UNREACHABLE') console.error(`strata: ${(error as Error).message}`);
+  else if (code === 'EADDRINUSE') console.error(`strata: the port is already in use (${(error as Error).message})`);
   else console.error(`strata: failed to start: ${(error as Error).stack ?? String(error)}`);
   process.exit(1);
 });

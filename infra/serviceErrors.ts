@@ -94,9 +94,11 @@ export class ServiceUnreachableError extends Error {
     const reason = failureReason(details.cause, details.waitedMs);
     const variable = VARIABLE_OF[details.service];
     super(
-      UNREACHABLE_REASONS.has(reason) || reason.startsWith('no answer')
-        ? `cannot reach ${details.service} at ${address} (${reason}); is it running? (${variable})`
-        : `cannot use ${details.service} at ${address} (${reason}); check ${variable}`,
+      reason === 'host not found'
+        ? `cannot reach ${details.service} at ${address} (${reason}); check the host name (${variable})`
+        : UNREACHABLE_REASONS.has(reason) || reason.startsWith('no answer')
+          ? `cannot reach ${details.service} at ${address} (${reason}); is it running? (${variable})`
+          : `cannot use ${details.service} at ${address} (${reason}); check ${variable}`,
       details.cause === undefined ? undefined : { cause: details.cause },
     );
     this.name = 'ServiceUnreachableError';

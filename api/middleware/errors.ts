@@ -49,7 +49,13 @@ const toApiError = (error: unknown): ApiError => {
   if (isStoreError(error, 'WRONG_EXPECTED_REVISION')) {
     return new ApiError('CONFLICT', 'The resource was changed concurrently; retry the request');
   }
-  if (isStoreError(error, 'UNAVAILABLE') || isBusError(error, 'UNAVAILABLE')) {
+  // SERVICE_UNREACHABLE: an adapter that has not reached its service since the process started
+  // (ServiceUnreachableError); a node that started without waiting for it may meet it in a request.
+  if (
+    isStoreError(error, 'UNAVAILABLE') ||
+    isBusError(error, 'UNAVAILABLE') ||
+    (error as { code?: unknown }).code === 'SERVICE_UNREACHABLE'
+  ) {
     return new ApiError('SERVICE_UNAVAILABLE', 'A backing service is unavailable', [], { 'Retry-After': '1' });
   }
   const status = (error as { status?: unknown; expose?: unknown }).status;

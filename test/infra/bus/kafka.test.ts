@@ -129,7 +129,7 @@ test('kafka: a broker name that does not resolve is reported as such', async (t)
   const error = await t.throwsAsync(bus.connect());
   t.is(
     error?.message,
-    'cannot reach Kafka at strata-no-such-host.invalid:9092 (host not found); is it running? (STRATA_KAFKA_BROKERS)',
+    'cannot reach Kafka at strata-no-such-host.invalid:9092 (host not found); check the host name (STRATA_KAFKA_BROKERS)',
   );
 });
 
