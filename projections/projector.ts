@@ -1,12 +1,24 @@
-import type { EventStore, ReadStore, RecordedEvent, Subscription } from '../domain/ports.ts';
+import {
+  type EventStore,
+  isStoreError,
+  type ReadStore,
+  type RecordedEvent,
+  type Subscription,
+} from '../domain/ports.ts';
 import type { Projection } from './readModels.ts';
 
 export interface ProjectorOptions {
   readonly eventStore: EventStore;
   readonly readStore: ReadStore;
   readonly projections: readonly Projection[];
+  /** The projection stopped for good (a handler failed for another reason than an unavailable store). */
   readonly onError?: (error: Error) => void;
+  /** A store was unavailable; the projection starts again from where it was after `retryInMs`. */
+  readonly onOutage?: (error: Error, retryInMs: number) => void;
 }
+
+const RETRY_INITIAL_MS = 250;
+const RETRY_MAX_MS = 5_000;
 
 export interface Projector {
   /** Rebuilds when projection versions changed, then catches up and follows the log. */
@@ -106,11 +118,17 @@ export const createProjector = (options: ProjectorOptions): Projector => {
   let applied = -1n;
   let subscription: Subscription | undefined;
   let failure: Error | undefined;
+  /** A store was unavailable: the subscription starts again after `retryDelayMs`, from the last event applied. */
+  let outage: Error | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retryDelayMs = RETRY_INITIAL_MS;
+  let stopped = false;
   const waiters = new Set<{ position: bigint; resolve: () => void; reject: (error: Error) => void }>();
 
   const settleWaiters = () => {
     for (const waiter of waiters) {
-      if (failure !== undefined) waiter.reject(failure);
+      const error = failure ?? outage;
+      if (error !== undefined) waiter.reject(error);
       else if (applied >= waiter.position) waiter.resolve();
       else continue;
       waiters.delete(waiter);
@@ -125,7 +143,35 @@ export const createProjector = (options: ProjectorOptions): Projector => {
     }
     await readStore.setCheckpoint(checkpointName, event.position);
     applied = event.position;
+    outage = undefined;
+    retryDelayMs = RETRY_INITIAL_MS;
     settleWaiters();
+  };
+
+  const subscribe = (after: bigint | null) => {
+    subscription = eventStore.subscribeToAll(handle, {
+      ...(after === null ? {} : { after }),
+      onError: (error) => {
+        subscription = undefined;
+        if (!isStoreError(error, 'UNAVAILABLE')) {
+          failure = error;
+          settleWaiters();
+          options.onError?.(error);
+          return;
+        }
+        // An outage of the read store (or the log): whoever waits is told now (503), and the projection
+        // goes on from the last event it applied once the store answers again.
+        outage = error;
+        settleWaiters();
+        if (stopped) return;
+        options.onOutage?.(error, retryDelayMs);
+        retryTimer = setTimeout(() => {
+          retryTimer = undefined;
+          subscribe(applied < 0n ? null : applied);
+        }, retryDelayMs);
+        retryDelayMs = Math.min(RETRY_MAX_MS, retryDelayMs * 2);
+      },
+    });
   };
 
   const follow = async (after: bigint | null) => {
@@ -136,22 +182,18 @@ export const createProjector = (options: ProjectorOptions): Projector => {
     }
     applied = after ?? -1n;
     failure = undefined;
+    outage = undefined;
+    stopped = false;
     const head = await eventStore.headPosition();
     // Catching up on a long log takes as long as it takes: no timeout here.
     const caughtUp = applied >= head ? Promise.resolve() : waitFor(head, null);
-    subscription = eventStore.subscribeToAll(handle, {
-      ...(after === null ? {} : { after }),
-      onError: (error) => {
-        failure = error;
-        settleWaiters();
-        options.onError?.(error);
-      },
-    });
+    subscribe(after);
     await caughtUp;
   };
 
   const waitFor = (position: bigint, timeoutMs: number | null = 30_000): Promise<void> => {
     if (failure !== undefined) return Promise.reject(failure);
+    // During an outage a waiter waits for the next attempt: it resolves if the store is back, else it is told.
     if (applied >= position) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer =
@@ -183,6 +225,9 @@ export const createProjector = (options: ProjectorOptions): Projector => {
   };
 
   const stop = async () => {
+    stopped = true;
+    clearTimeout(retryTimer);
+    retryTimer = undefined;
     await subscription?.close();
     subscription = undefined;
   };
