@@ -3,6 +3,8 @@
 // the load generator is a third process (keep-alive node:http, one socket per concurrent caller).
 //   STRATA_KAFKA_BROKERS=127.0.0.1:9092 node bench/kafka.ts [--duration 10] [--rounds 3] [--concurrency 1,16]
 //   [--bus kafka,embedded]; BENCH_KAFKA_CONSUMER='{"commitIntervalMs":0}' overrides consumer settings of the Kafka bus.
+// For tuning the Kafka bus. The issue's figures come from `npm run bench:invoke -- --kafka`: `strata start` on Kafka
+// measured in the same rounds as the embedded server and the bare node:http ceiling.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
