@@ -126,6 +126,12 @@ export interface FindResult {
   readonly total: number;
 }
 
+export interface DocumentWrite {
+  readonly collection: string;
+  readonly id: string;
+  readonly document: Document;
+}
+
 /**
  * Document storage for read models. Collections are created on first use. Writes to one id are
  * last-writer-wins; projections guard them with the stream revision they store inside the document.
@@ -133,6 +139,11 @@ export interface FindResult {
 export interface ReadStore {
   get(collection: string, id: string): Promise<Document | null>;
   put(collection: string, id: string, document: Document): Promise<void>;
+  /**
+   * Optional: puts many documents (later entries win over earlier ones with the same id) at the cost of
+   * about one write: all or none, in one transaction. Callers that batch fall back to `put` one by one.
+   */
+  putMany?(documents: readonly DocumentWrite[]): Promise<void>;
   delete(collection: string, id: string): Promise<void>;
   find(collection: string, query?: FindQuery): Promise<FindResult>;
   /**

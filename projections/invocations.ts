@@ -1,6 +1,6 @@
 import { DDSketch } from '@datadog/sketches-js';
 import { billedDuration, type InvocationResult, statusOf } from '../domain/invocation/messages.ts';
-import type { Document, ReadStore } from '../domain/ports.ts';
+import type { Document, DocumentWrite, ReadStore } from '../domain/ports.ts';
 
 /** Read models fed by invocation results (not by events: invocations are not events). */
 export const INVOCATION_COLLECTIONS = {
@@ -22,6 +22,8 @@ export const INVOCATION_INDEXES: readonly (readonly [string, readonly string[]])
 /** 1% relative accuracy on every percentile. */
 const RELATIVE_ACCURACY = 0.01;
 const MINUTE_MS = 60_000;
+/** Results stored with one write at most. */
+const MAX_BATCH = 512;
 
 export interface InvocationRecord {
   readonly requestId: string;
@@ -159,6 +161,116 @@ export const createInvocationRecorder = (options: RecorderOptions) => {
     totals.set(id, entry);
   };
 
+  const count = (result: InvocationResult) => {
+    if (result.version === null) return;
+    const minute = Math.floor(Date.parse(result.completedAt) / MINUTE_MS) * MINUTE_MS;
+    const id = bucketId(result.functionName, result.version, minute, options.nodeId);
+    let bucket = pending.get(id);
+    if (bucket === undefined) {
+      bucket = {
+        functionName: result.functionName,
+        version: result.version,
+        minute,
+        invocations: 0,
+        errors: 0,
+        coldStarts: 0,
+        throttles: 0,
+        durationSum: 0,
+        memorySum: 0,
+        memoryMax: 0,
+        sketch: new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY }),
+      };
+      pending.set(id, bucket);
+    }
+    if (result.outcome === 'throttled') {
+      bucket.throttles += 1;
+      return;
+    }
+    bucket.invocations += 1;
+    if (result.outcome !== 'success') bucket.errors += 1;
+    if (result.coldStart) bucket.coldStarts += 1;
+    bucket.durationSum += result.executionTimeMs;
+    bucket.memorySum += result.memoryUsedMb;
+    bucket.memoryMax = Math.max(bucket.memoryMax, result.memoryUsedMb);
+    bucket.sketch.accept(Math.max(result.executionTimeMs, 0.001));
+    addToTotals(result.functionName, result.completedAt);
+    addToTotals(`${result.functionName}:${result.version}`, result.completedAt);
+  };
+
+  /** Results waiting for the next write, in arrival order. */
+  const queue: { result: InvocationResult; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  let writing = false;
+  let scheduled = false;
+
+  const schedule = () => {
+    if (writing || scheduled || queue.length === 0) return;
+    scheduled = true;
+    // After the current I/O callbacks, so results delivered together are written together.
+    setImmediate(() => {
+      scheduled = false;
+      void writeQueued();
+    });
+  };
+
+  /** One batch at a time: each sees what the one before stored, so a duplicate is caught either way. */
+  const writeQueued = async () => {
+    writing = true;
+    const batch = queue.splice(0, MAX_BATCH);
+    try {
+      // What is known of each request so far: stored, or recorded earlier in this batch.
+      const known = new Map<string, { final: boolean; attempts: number } | null>();
+      const writes: DocumentWrite[] = [];
+      const recorded: InvocationResult[] = [];
+      for (const { result } of batch) {
+        const { requestId } = result;
+        let before = known.get(requestId);
+        if (before === undefined) {
+          const existing = await readStore.get(INVOCATION_COLLECTIONS.records, requestId);
+          before =
+            existing === null ? null : { final: existing.completedAt !== null, attempts: existing.attempts as number };
+        }
+        if (before?.final && before.attempts >= result.attempts) {
+          known.set(requestId, before);
+          continue;
+        }
+        const record = recordOf(result, options.retentionMs);
+        // Logs are read as empty when there is no document. One is written when there is something to say, or
+        // to replace what an earlier attempt (or the Queued record's request) may have left.
+        if (result.logs.length > 0 || result.logsTruncated || before !== null) {
+          writes.push({
+            collection: INVOCATION_COLLECTIONS.logs,
+            id: requestId,
+            document: {
+              requestId,
+              functionName: result.functionName,
+              version: record.version,
+              logs: result.logs,
+              truncated: result.logsTruncated,
+              expiresAt: record.expiresAt,
+            },
+          });
+        }
+        writes.push({
+          collection: INVOCATION_COLLECTIONS.records,
+          id: requestId,
+          document: record as unknown as Document,
+        });
+        known.set(requestId, { final: true, attempts: result.attempts });
+        recorded.push(result);
+      }
+      if (readStore.putMany !== undefined) await readStore.putMany(writes);
+      else for (const { collection, id, document } of writes) await readStore.put(collection, id, document);
+      // Counted only once stored: a failed write is delivered again and must not count twice.
+      for (const result of recorded) count(result);
+      for (const { resolve } of batch) resolve();
+    } catch (error) {
+      for (const { reject } of batch) reject(error);
+    } finally {
+      writing = false;
+      schedule();
+    }
+  };
+
   return {
     /** Records a request accepted for later (async): visible as Queued until its result arrives. */
     async queued(request: { requestId: string; functionName: string; version: number; enqueuedAt: string }) {
@@ -197,53 +309,15 @@ export const createInvocationRecorder = (options: RecorderOptions) => {
       if (existing?.status === 'Queued') await readStore.delete(INVOCATION_COLLECTIONS.records, requestId);
     },
 
-    async record(result: InvocationResult): Promise<void> {
-      const existing = await readStore.get(INVOCATION_COLLECTIONS.records, result.requestId);
-      if (existing !== null && existing.completedAt !== null && (existing.attempts as number) >= result.attempts)
-        return;
-      const record = recordOf(result, options.retentionMs);
-      await readStore.put(INVOCATION_COLLECTIONS.logs, result.requestId, {
-        requestId: result.requestId,
-        functionName: result.functionName,
-        version: record.version,
-        logs: result.logs,
-        truncated: result.logsTruncated,
-        expiresAt: record.expiresAt,
+    /**
+     * Records a result; resolves once its record and logs are stored. Results that arrive together (a
+     * consumer handling many at once) are stored together, in arrival order, with one write.
+     */
+    record(result: InvocationResult): Promise<void> {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ result, resolve, reject });
+        schedule();
       });
-      await readStore.put(INVOCATION_COLLECTIONS.records, result.requestId, record as unknown as Document);
-      if (result.version === null) return;
-      const minute = Math.floor(Date.parse(result.completedAt) / MINUTE_MS) * MINUTE_MS;
-      const id = bucketId(result.functionName, result.version, minute, options.nodeId);
-      let bucket = pending.get(id);
-      if (bucket === undefined) {
-        bucket = {
-          functionName: result.functionName,
-          version: result.version,
-          minute,
-          invocations: 0,
-          errors: 0,
-          coldStarts: 0,
-          throttles: 0,
-          durationSum: 0,
-          memorySum: 0,
-          memoryMax: 0,
-          sketch: new DDSketch({ relativeAccuracy: RELATIVE_ACCURACY }),
-        };
-        pending.set(id, bucket);
-      }
-      if (result.outcome === 'throttled') {
-        bucket.throttles += 1;
-        return;
-      }
-      bucket.invocations += 1;
-      if (result.outcome !== 'success') bucket.errors += 1;
-      if (result.coldStart) bucket.coldStarts += 1;
-      bucket.durationSum += result.executionTimeMs;
-      bucket.memorySum += result.memoryUsedMb;
-      bucket.memoryMax = Math.max(bucket.memoryMax, result.memoryUsedMb);
-      bucket.sketch.accept(Math.max(result.executionTimeMs, 0.001));
-      addToTotals(result.functionName, result.completedAt);
-      addToTotals(`${result.functionName}:${result.version}`, result.completedAt);
     },
 
     /** Merges the gathered buckets and totals into the store. */

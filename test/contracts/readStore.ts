@@ -43,6 +43,33 @@ export const readStoreContract = (test: TestFn, name: string, factory: ReadStore
     t.deepEqual(await store.find('functions'), { items: [], total: 0 });
   });
 
+  test(`${name}: putMany, where the store has it, stores every document, later ones winning over earlier ones`, async (t) => {
+    const store = await open(t);
+    if (store.putMany === undefined) {
+      t.pass('this store has no putMany: callers put one document at a time');
+      return;
+    }
+    await store.put('functions', 'fn-1', { id: 'fn-1', name: 'old' });
+    await store.putMany([
+      { collection: 'functions', id: 'fn-1', document: { id: 'fn-1', name: 'first' } },
+      { collection: 'users', id: 'u-1', document: { id: 'u-1' } },
+      { collection: 'functions', id: 'fn-2', document: { id: 'fn-2', name: 'two' } },
+      { collection: 'functions', id: 'fn-1', document: { id: 'fn-1', name: 'last' } },
+    ]);
+    await store.putMany([]);
+    t.deepEqual(await store.get('functions', 'fn-1'), { id: 'fn-1', name: 'last' });
+    t.deepEqual(await store.get('users', 'u-1'), { id: 'u-1' });
+    t.deepEqual(ids((await store.find('functions')).items), ['fn-1', 'fn-2']);
+    await t.throwsAsync(
+      () =>
+        store.putMany?.([
+          { collection: 'functions', id: 'fn-3', document: { id: 'fn-3' } },
+          { collection: 'bad name', id: 'x', document: {} },
+        ]) ?? Promise.resolve(),
+    );
+    t.is(await store.get('functions', 'fn-3'), null, 'all or none');
+  });
+
   test(`${name}: collections are separate`, async (t) => {
     const store = await open(t);
     await store.put('functions', 'x', { id: 'x', kind: 'function' });

@@ -166,6 +166,71 @@ test('a result delivered twice is counted once', async (t) => {
   t.is((await invocationTotals(readStore, 'fn:1')).totalInvocations, 2);
 });
 
+test('results recorded at once are stored together, in arrival order, a duplicate among them counted once', async (t) => {
+  const readStore = await readStoreFor(t);
+  const batches: number[] = [];
+  const putMany = readStore.putMany?.bind(readStore);
+  if (putMany === undefined) throw new Error('the sqlite read store writes batches');
+  readStore.putMany = (documents) => {
+    batches.push(documents.length);
+    return putMany(documents);
+  };
+  const recorder = createInvocationRecorder({ readStore, nodeId: 'api-1', retentionMs: 7 * DAY_MS });
+  const failed = resultOf({ outcome: 'functionError', executionTimeMs: 7, invocationType: 'Event' });
+  const retried = { ...failed, outcome: 'success' as const, attempts: 2, executionTimeMs: 9 };
+  const others = Array.from({ length: 20 }, () => resultOf({ logs: [] }));
+  // A consumer handling many messages at once: every record() is pending before the first write.
+  await Promise.all([failed, ...others, retried, failed, retried].map((result) => recorder.record(result)));
+  await recorder.flush();
+  t.deepEqual(
+    batches,
+    [22 + 2],
+    'one write: 22 records (the retry replacing the first attempt) and the logs of the two attempts',
+  );
+  t.like(await readStore.get(INVOCATION_COLLECTIONS.records, failed.requestId), { status: 'Succeeded', attempts: 2 });
+  t.like(await readStore.get(INVOCATION_COLLECTIONS.logs, failed.requestId), { logs: retried.logs });
+  const metrics = await queryMetrics(readStore, 'fn', HOUR_MS, NOW);
+  t.is(metrics.invocations, 22, 'both attempts once each, and the 20 others');
+  t.is(metrics.errors, 1);
+});
+
+test('a result without logs stores no logs document until an earlier one needs replacing', async (t) => {
+  const readStore = await readStoreFor(t);
+  const recorder = createInvocationRecorder({ readStore, nodeId: 'api-1', retentionMs: 7 * DAY_MS });
+  const silent = resultOf({ logs: [] });
+  await recorder.record(silent);
+  t.like(await readStore.get(INVOCATION_COLLECTIONS.records, silent.requestId), { status: 'Succeeded' });
+  t.is(await readStore.get(INVOCATION_COLLECTIONS.logs, silent.requestId), null);
+  const truncated = resultOf({ logs: [], logsTruncated: true });
+  await recorder.record(truncated);
+  t.like(await readStore.get(INVOCATION_COLLECTIONS.logs, truncated.requestId), { logs: [], truncated: true });
+  // An async invocation whose first attempt logged and whose retry did not: the retry's (empty) logs win.
+  const first = resultOf({ outcome: 'functionError', invocationType: 'Event' });
+  await recorder.record(first);
+  await recorder.record({ ...first, outcome: 'success', attempts: 2, logs: [] });
+  t.like(await readStore.get(INVOCATION_COLLECTIONS.logs, first.requestId), { logs: [], truncated: false });
+});
+
+test('a failed write rejects every result of its batch and counts none of them', async (t) => {
+  const readStore = await readStoreFor(t);
+  const putMany = readStore.putMany?.bind(readStore);
+  if (putMany === undefined) throw new Error('the sqlite read store writes batches');
+  let failing = true;
+  readStore.putMany = (documents) => (failing ? Promise.reject(new Error('disk full')) : putMany(documents));
+  const recorder = createInvocationRecorder({ readStore, nodeId: 'api-1', retentionMs: 7 * DAY_MS });
+  const results = [resultOf(), resultOf()];
+  const outcomes = await Promise.allSettled(results.map((result) => recorder.record(result)));
+  t.deepEqual(
+    outcomes.map((outcome) => outcome.status),
+    ['rejected', 'rejected'],
+  );
+  // Delivered again (at least once), they are recorded and counted once.
+  failing = false;
+  await Promise.all(results.map((result) => recorder.record(result)));
+  await recorder.flush();
+  t.is((await queryMetrics(readStore, 'fn', HOUR_MS, NOW)).invocations, 2);
+});
+
 test('a queued record is replaced by its result, and an unsent one can be forgotten', async (t) => {
   const readStore = await readStoreFor(t);
   const recorder = createInvocationRecorder({ readStore, nodeId: 'api-1', retentionMs: 7 * DAY_MS });

@@ -126,6 +126,18 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
       checkCollection(collection);
       putDocument.run(collection, id, JSON.stringify(document));
     },
+    async putMany(documents) {
+      for (const { collection } of documents) checkCollection(collection);
+      // One commit for the lot: the WAL append and index page writes of a commit cost far more than a row.
+      db.exec('BEGIN');
+      try {
+        for (const { collection, id, document } of documents) putDocument.run(collection, id, JSON.stringify(document));
+        db.exec('COMMIT');
+      } catch (error) {
+        db.exec('ROLLBACK');
+        throw error;
+      }
+    },
     async delete(collection, id) {
       checkCollection(collection);
       deleteDocument.run(collection, id);
