@@ -39,16 +39,40 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore =>
     }
   };
 
+  // A fan-out directory is created once, its creation made durable (the parents synced) before any blob is
+  // renamed into it; concurrent puts into a new directory wait for the same creation.
+  const directories = new Map<string, Promise<void>>();
+  const ensureDirectory = (directory: string): Promise<void> => {
+    let ready = directories.get(directory);
+    if (ready === undefined) {
+      ready = (async () => {
+        const created = await mkdir(directory, { recursive: true });
+        if (created === undefined) return;
+        for (let parent = dirname(directory); ; parent = dirname(parent)) {
+          await syncDirectory(parent);
+          if (parent === dirname(created)) break;
+        }
+      })();
+      directories.set(directory, ready);
+      ready.catch(() => directories.delete(directory));
+    }
+    return ready;
+  };
+
   // Written under a temporary name, flushed, then renamed: a crash leaves at worst a stray temporary file,
-  // never a partial blob under its final name. The directory syncs make the rename itself durable.
+  // never a partial blob under its final name. The directory sync makes the rename itself durable.
   const writeAtomically = async (path: string, bytes: Uint8Array): Promise<void> => {
     const directory = dirname(path);
-    const created = await mkdir(directory, { recursive: true });
+    await ensureDirectory(directory);
     const temporary = `${path}.${randomUUID()}.tmp`;
     try {
       const handle = await open(temporary, 'wx');
       try {
-        await handle.writeFile(bytes);
+        // One write call where the kernel takes it all (FileHandle.writeFile goes in 512 KiB pieces).
+        for (let offset = 0; offset < bytes.byteLength; ) {
+          const { bytesWritten } = await handle.write(bytes, offset, bytes.byteLength - offset, offset);
+          offset += bytesWritten;
+        }
         await handle.sync();
       } finally {
         await handle.close();
@@ -59,12 +83,6 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore =>
       throw error;
     }
     await syncDirectory(directory);
-    if (created !== undefined) {
-      for (let parent = dirname(directory); ; parent = dirname(parent)) {
-        await syncDirectory(parent);
-        if (parent === dirname(created)) break;
-      }
-    }
   };
 
   return {
