@@ -99,6 +99,8 @@ interface Core {
   readonly codeStore: CodeStore & { close?: () => Promise<void> };
   readonly bus: InvocationBus;
   readonly nodeId: string;
+  /** A bounded probe of the bus for /health (Kafka's metadata; the embedded broker is this process). */
+  checkBus(): Promise<void>;
   /** Commands resolve once their events are in the read models: this node's projector or the shared one. */
   awaitProjection(position: bigint): Promise<void>;
   close(): Promise<void>;
@@ -119,7 +121,8 @@ const openCore = async (
   const readStore = await openReadStore(config, logger);
   const codeStore = openCodeStore(config);
   // STRATA_KAFKA_BROKERS switches the bus to Kafka; otherwise the embedded broker lives in this process.
-  const external = dependencies.bus ?? openKafkaBus(config, nodeId, logger);
+  const kafka = dependencies.bus === undefined ? await openKafkaBus(config, nodeId, logger) : undefined;
+  const external = dependencies.bus ?? kafka;
   const broker =
     external === undefined
       ? await createEmbeddedBroker({
@@ -129,7 +132,16 @@ const openCore = async (
         })
       : undefined;
   const bus = external ?? (broker as EmbeddedBroker).bus;
-  const parts = { clock, ids, eventStore, readStore, codeStore, bus, nodeId };
+  const parts = {
+    clock,
+    ids,
+    eventStore,
+    readStore,
+    codeStore,
+    bus,
+    nodeId,
+    checkBus: () => kafka?.check() ?? Promise.resolve(),
+  };
   return {
     ...parts,
     broker,
@@ -149,7 +161,11 @@ const startProjectionWork = async (core: Core, config: Config, logger: Logger, p
   await projector.start();
   for (const [collection, fields] of INVOCATION_INDEXES) await readStore.ensureIndex(collection, fields);
   await readStore.ensureIndex(RUNNERS_COLLECTION, ['nodeId']);
-  const recorder = createInvocationRecorder({ readStore, nodeId: core.nodeId, retentionMs: config.invocationRetentionMs });
+  const recorder = createInvocationRecorder({
+    readStore,
+    nodeId: core.nodeId,
+    retentionMs: config.invocationRetentionMs,
+  });
   await bus.ensureTopics([{ name: TOPICS.results }, { name: TOPICS.heartbeats, ephemeral: true }]);
   const consumers: Consumer[] = [
     await bus.consume({ topic: TOPICS.results, group: 'strata-records', concurrency: 1 }, async (message) => {
@@ -230,7 +246,13 @@ const bootstrapAdmin = async (core: Core, config: Config, logger: Logger, users:
     core.readStore,
     users,
     { username: config.adminUser, password: config.adminPassword },
-    { userId: 'system', now: core.clock.now().toISOString(), traceId: bootId, correlationId: bootId, causationId: bootId },
+    {
+      userId: 'system',
+      now: core.clock.now().toISOString(),
+      traceId: bootId,
+      correlationId: bootId,
+      causationId: bootId,
+    },
   ).catch((error: unknown) => {
     // Another API node registered it first.
     if (errorOf(error)?.code === 'CONFLICT') return false;
@@ -271,7 +293,12 @@ const startHttpApi = async (
   const secret = loadOrCreateSecret(config.dataDir, config.jwtSecret);
   const now = () => clock.now();
   const { functions, users } = commands;
-  const invoking = invocationEndpoints({ readStore, dispatcher, metricsRetentionMs: config.invocationRetentionMs, now });
+  const invoking = invocationEndpoints({
+    readStore,
+    dispatcher,
+    metricsRetentionMs: config.invocationRetentionMs,
+    now,
+  });
   const app = createApp({
     endpoints:
       surface === 'gateway'
@@ -285,7 +312,11 @@ const startHttpApi = async (
               throttle: createLoginThrottle(),
             }),
             ...userEndpoints({ readStore, users }),
-            ...functionEndpoints({ readStore, functions, invocationStats: (name) => invocationTotals(readStore, name) }),
+            ...functionEndpoints({
+              readStore,
+              functions,
+              invocationStats: (name) => invocationTotals(readStore, name),
+            }),
             ...versionEndpoints({
               readStore,
               functions,
@@ -303,6 +334,7 @@ const startHttpApi = async (
     healthProbes: [
       { name: 'eventStore', check: async () => void (await core.eventStore.headPosition()) },
       { name: 'readStore', check: async () => void (await readStore.getCheckpoint('health')) },
+      { name: 'bus', check: () => core.checkBus() },
     ],
     logger,
     now,
@@ -347,6 +379,7 @@ export const startPlatform = async (
       readStore: parts.readStore,
       projections: READ_MODELS,
       onError: (error) => logger.error({ err: error }, 'projection stopped'),
+      onOutage: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'read models wait for the store'),
     });
     const own = projector;
     return (position) => own.waitFor(position);
@@ -419,6 +452,7 @@ export const startNode = async (role: Role, config: Config, logger: Logger): Pro
         readStore: parts.readStore,
         projections: READ_MODELS,
         onError: (error) => logger.error({ err: error }, 'projection stopped'),
+        onOutage: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'read models wait for the store'),
       });
       const own = projector;
       return (position) => own.waitFor(position);
@@ -429,7 +463,8 @@ export const startNode = async (role: Role, config: Config, logger: Logger): Pro
   });
   const closers: Array<() => unknown> = [];
   if (projector !== undefined) closers.push((await startProjectionWork(core, config, logger, projector)).close);
-  if (role === 'scheduler') closers.push(startScheduledJobs(core, config, logger, commandsOf(core, config).functions).close);
+  if (role === 'scheduler')
+    closers.push(startScheduledJobs(core, config, logger, commandsOf(core, config).functions).close);
   let url: string | undefined;
   if (role === 'api' || role === 'gateway') {
     const commands = commandsOf(core, config);

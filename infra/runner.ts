@@ -26,13 +26,16 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
   const nodeId = config.runner.nodeId ?? `runner-${hostname()}-${randomBytes(3).toString('hex')}`;
   const connected =
     bus ??
-    openKafkaBus(config, nodeId, logger) ??
+    (await openKafkaBus(config, nodeId, logger)) ??
     (await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger }));
   const readStore = await openReadStore(config, logger);
   const codeStore = openCodeStore(config);
   const drivers = {
     isolate: createIsolateDriver(),
-    container: createContainerDriver({ workDir: join(config.dataDir, 'containers'), poolSize: config.runner.pythonPool }),
+    container: createContainerDriver({
+      workDir: join(config.dataDir, 'containers'),
+      poolSize: config.runner.pythonPool,
+    }),
   };
   const pool = createPool({ maxContainers: config.runner.maxContainers, idleTtlMs: config.runner.idleTtlMs });
   const invoker = createInvoker({

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
-import type { CodeStore, EventStore, InvocationBus, ReadStore } from '../domain/ports.ts';
+import type { CodeStore, EventStore, ReadStore } from '../domain/ports.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
 import { createGridFsCodeStore } from './codeStore/gridfs/index.ts';
 import type { Config } from './config.ts';
-import { createKafkaBus } from './bus/kafka/index.ts';
+import { createKafkaBus, type KafkaBus } from './bus/kafka/index.ts';
 import { createEsdbEventStore } from './eventStore/esdb/index.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
@@ -25,7 +25,13 @@ export const openEventStore = async (
         ...options,
         logger: { warn: (message, details) => logger.warn(details ?? {}, message) },
       })
-    : createEsdbEventStore({ connectionString: config.eventStoreUrl, logger });
+    : await connected(createEsdbEventStore({ connectionString: config.eventStoreUrl, logger }));
+
+/** Start-up fails here, with one line naming the service, when it cannot be reached. */
+const connected = async <T extends { connect(): Promise<void> }>(store: T): Promise<T> => {
+  await store.connect();
+  return store;
+};
 
 /** The read models: MongoDB where STRATA_MONGODB_URL is set, else SQLite in the data directory. */
 export const openReadStore = (config: Config, logger: Logger): Promise<ReadStore> =>
@@ -39,14 +45,16 @@ export const openCodeStore = (config: Config): CodeStore & { close?: () => Promi
     ? createFileCodeStore({ directory: join(config.dataDir, 'code') })
     : createGridFsCodeStore({ url: config.mongoUrl });
 
-/** The invocation bus on Kafka, for a configuration that names brokers. */
-export const openKafkaBus = (config: Config, clientId: string, logger: Logger): InvocationBus | undefined =>
+/** The invocation bus on Kafka, for a configuration that names brokers; connected, or start-up fails. */
+export const openKafkaBus = async (config: Config, clientId: string, logger: Logger): Promise<KafkaBus | undefined> =>
   config.kafkaBrokers === undefined
     ? undefined
-    : createKafkaBus({
-        brokers: config.kafkaBrokers,
-        clientId,
-        logger,
-        namespace: config.kafkaNamespace,
-        partitions: config.kafkaPartitions,
-      });
+    : connected(
+        createKafkaBus({
+          brokers: config.kafkaBrokers,
+          clientId,
+          logger,
+          namespace: config.kafkaNamespace,
+          partitions: config.kafkaPartitions,
+        }),
+      );

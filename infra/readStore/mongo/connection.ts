@@ -4,7 +4,9 @@ import {
   MongoNetworkError,
   MongoNotConnectedError,
   MongoServerError,
-  MongoServerSelectionError,
+  MongoOperationTimeoutError,
+  MongoServerClosedError,
+  MongoSystemError,
   MongoTopologyClosedError,
 } from 'mongodb';
 import { StoreError } from '../../../domain/ports.ts';
@@ -31,11 +33,20 @@ export const databaseOf = (url: string): string | undefined => {
 // Server error codes that mean "this server cannot serve you right now" (shutting down, stepped down).
 const unavailableCodes = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436]);
 
+// A pool closed or cleared under an operation (MongoPoolClosedError, MongoPoolClearedError) is not
+// exported by the driver; its name says it.
+const poolErrors = new Set(['MongoPoolClosedError', 'MongoPoolClearedError']);
+
 const isUnavailable = (error: unknown): boolean =>
   error instanceof MongoNetworkError ||
-  error instanceof MongoServerSelectionError ||
+  // Server selection failures and other "no usable server" states.
+  error instanceof MongoSystemError ||
   error instanceof MongoTopologyClosedError ||
+  error instanceof MongoServerClosedError ||
   error instanceof MongoNotConnectedError ||
+  error instanceof MongoOperationTimeoutError ||
+  (error instanceof MongoError && poolErrors.has(error.name)) ||
+  (error instanceof MongoError && error.hasErrorLabel('RetryableWriteError')) ||
   (error instanceof MongoServerError && typeof error.code === 'number' && unavailableCodes.has(error.code)) ||
   (error instanceof MongoError && error.hasErrorLabel('ResetPool'));
 
