@@ -1,13 +1,14 @@
 import { connect, isIP } from 'node:net';
 import tls from 'node:tls';
-import kafkajs from 'kafkajs';
 import type { ISocketFactory, RetryOptions } from 'kafkajs';
+import kafkajs from 'kafkajs';
 import type { Consumer, InvocationBus } from '../../../domain/ports.ts';
 import { withTimeout } from '../../serviceErrors.ts';
 import { type ConsumerSettings, startConsumer } from './consumer.ts';
 import { BusError, type KafkaBusLogger, kafkaErrorTypes, kafkaLogCreator } from './errors.ts';
 import { createClusterProbe } from './probe.ts';
 import { createPublisher } from './publisher.ts';
+import { fixKafkaRequestQueue } from './requestQueueFix.ts';
 import { createTopicAdmin, validTopicName } from './topics.ts';
 
 // kafkajs is CommonJS whose exports Node cannot detect statically: named imports fail at run time.
@@ -137,6 +138,7 @@ export interface KafkaBus extends InvocationBus {
  * and rejoin their groups when it is back (see consumer.ts); what was not committed is delivered again.
  */
 export const createKafkaBus = (options: KafkaBusOptions): KafkaBus => {
+  fixKafkaRequestQueue();
   const { clientId, logger = console, namespace = '' } = options;
   const brokers = [...options.brokers];
   const brokersText = brokers.join(',');
