@@ -17,6 +17,11 @@ export interface Config {
   /** How long a deleted function's name stays reserved before it is purged. */
   readonly functionRetentionMs: number;
   readonly logLevel: string;
+  /**
+   * This node's name on the bus (an API node's reply topic and group, a runner's id); default one made
+   * of the role, host name and pid. A fixed one lets a restarted node reuse its reply topic.
+   */
+  readonly nodeId: string | undefined;
   /** Runner: containers alive at once (busy and idle), invocations worked on at once, idle lifetime. */
   readonly runner: {
     readonly nodeId: string | undefined;
@@ -106,8 +111,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     rateLimits: rateLimits(env.STRATA_RATE_LIMITS),
     functionRetentionMs: duration(env, 'STRATA_FUNCTION_RETENTION', 'P7D'),
     logLevel: env.STRATA_LOG_LEVEL || 'info',
+    nodeId: nodeName(env, 'STRATA_NODE_ID'),
     runner: {
-      nodeId: env.STRATA_RUNNER_ID || undefined,
+      nodeId: nodeName(env, 'STRATA_RUNNER_ID') ?? nodeName(env, 'STRATA_NODE_ID'),
       maxContainers,
       concurrency: integer(env, 'STRATA_RUNNER_CONCURRENCY', maxContainers, 1, 10_000),
       idleTtlMs: duration(env, 'STRATA_RUNNER_IDLE_TTL', 'PT10M'),
@@ -126,6 +132,15 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
     kafkaNamespace: kafkaNamespace(env.STRATA_KAFKA_NAMESPACE),
     kafkaPartitions: integer(env, 'STRATA_KAFKA_PARTITIONS', 4, 1, 10_000),
   };
+};
+
+const nodeName = (env: NodeJS.ProcessEnv, name: string): string | undefined => {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(text)) {
+    throw new ConfigError(`${name} may hold letters, digits, '.', '_' and '-' only (at most 100), got '${text}'`);
+  }
+  return text;
 };
 
 const kafkaNamespace = (text: string | undefined): string => {

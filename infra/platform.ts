@@ -115,7 +115,7 @@ const openCore = async (
 ): Promise<Core & { readonly broker: EmbeddedBroker | undefined }> => {
   const clock = dependencies.clock ?? systemClock;
   const ids = dependencies.ids ?? randomIds;
-  const nodeId = `${role === 'all' ? 'api' : role}-${hostname()}-${process.pid}`;
+  const nodeId = config.nodeId ?? `${role === 'all' ? 'api' : role}-${hostname()}-${process.pid}`;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const eventStore = await openEventStore(config, logger, role === 'all' ? {} : { pollIntervalMs: SHARED_LOG_POLL_MS });
   const readStore = await openReadStore(config, logger);
