@@ -28,6 +28,8 @@ interface Node {
 interface Context {
   readonly nodes: Map<string, Node>;
   readonly apis: readonly Client[];
+  /** The invoke-only gateway node. */
+  readonly gateway: Client;
   readonly dataDir: string;
   readonly database: string;
 }
@@ -108,8 +110,10 @@ if (unset(brokers) || unset(mongoUrl)) {
       HOST: '127.0.0.1',
     };
     const nodes = new Map<string, Node>();
-    t.context = { nodes, apis: [], dataDir, database };
+    t.context = { nodes, apis: [], gateway: createClient('http://127.0.0.1:1'), dataDir, database };
     const ports = [await freePort(), await freePort()];
+    const gatewayPort = await freePort();
+    nodes.set('gateway', startNode('gateway', 'gateway', { ...shared, PORT: String(gatewayPort) }));
     nodes.set('projector', startNode('projector', 'projector', shared));
     for (const [index, port] of ports.entries()) {
       nodes.set(`api-${index + 1}`, startNode(`api-${index + 1}`, 'api', { ...shared, PORT: String(port) }));
@@ -118,7 +122,11 @@ if (unset(brokers) || unset(mongoUrl)) {
       nodes.set(id, startNode(id, 'runner', { ...shared, STRATA_RUNNER_ID: id }));
     }
     const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-    await Promise.all(urls.map((url, index) => awaitHealth(nodes.get(`api-${index + 1}`) as Node, url)));
+    const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+    await Promise.all([
+      ...urls.map((url, index) => awaitHealth(nodes.get(`api-${index + 1}`) as Node, url)),
+      awaitHealth(nodes.get('gateway') as Node, gatewayUrl),
+    ]);
     // The first Admin is registered by an API node once the projector has caught up.
     const token = await eventually(
       'the first Admin',
@@ -128,7 +136,13 @@ if (unset(brokers) || unset(mongoUrl)) {
           .catch(() => undefined),
       60_000,
     );
-    t.context = { nodes, apis: urls.map((url) => createClient(url, token)), dataDir, database };
+    t.context = {
+      nodes,
+      apis: urls.map((url) => createClient(url, token)),
+      gateway: createClient(gatewayUrl, token),
+      dataDir,
+      database,
+    };
     await awaitHealthyRunners(t.context.apis[0] as Client, 2);
   });
 
@@ -191,6 +205,18 @@ if (unset(brokers) || unset(mongoUrl)) {
       syncRunners.add((record as unknown as { runnerId: string }).runnerId);
     }
     t.deepEqual([...syncRunners].sort(), ['runner-1', 'runner-2'], 'sync invocations ran on both runner nodes');
+
+    // The gateway invokes with a token an API node issued, and serves nothing of the control plane.
+    const { gateway } = t.context;
+    const viaGateway = await gateway.request<{ statusCode: number; body: string }>(
+      'POST',
+      `/api/v1/functions/${names[0]}/invoke`,
+      { body: { payload: { n: 'gateway' } } },
+    );
+    t.is(viaGateway.status, 200, JSON.stringify(viaGateway.body));
+    t.is(viaGateway.body.body, JSON.stringify({ n: 'gateway' }));
+    t.is((await gateway.request('GET', `/api/v1/functions/${names[0]}`)).status, 404);
+    t.is((await gateway.request('POST', '/api/v1/functions', { body: { name: uniqueName('no') } })).status, 404);
 
     // Async load through both API nodes; runner-1 is killed (SIGKILL) a third of the way in.
     const accepted: Array<{ name: string; requestId: string; api: Client }> = [];
