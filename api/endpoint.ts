@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import type { Role } from '../domain/user/events.ts';
 import type { CommandMetadata } from '../commands/execute.ts';
 import { ApiError, type ApiErrorCode } from './errors.ts';
-import { DEFAULT_BODY_LIMIT, type JsonParser, readJsonBody } from './middleware/body.ts';
+import { DEFAULT_BODY_LIMIT, type JsonParser, mediaTypeOf, payloadTooLarge, readJsonBody } from './middleware/body.ts';
 import type { RequestState } from './middleware/errors.ts';
 import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
 import { bodyValidator, queryValidator, type Validator } from './validate.ts';
@@ -22,7 +22,18 @@ export interface Input<B, Q> {
   readonly caller: Caller | undefined;
   /** Metadata for the commands this request issues. */
   readonly metadata: CommandMetadata;
+  /** True when the body came as the endpoint's `rawBody` media type: `body` is then undefined, the body unread. */
+  readonly raw: boolean;
   readonly ctx: Context;
+}
+
+/** A body an endpoint also takes as it is, in a media type other than JSON, for the handler to read. */
+export interface RawBody {
+  readonly mediaType: string;
+  /** Largest body accepted, in bytes: larger Content-Lengths are refused before the handler runs. */
+  readonly limit: number;
+  /** Its schema in the document. */
+  readonly schema: object;
 }
 
 export interface Reply {
@@ -61,6 +72,7 @@ export interface Endpoint<B = unknown, Q = unknown> {
   readonly bodyLimit?: number;
   /** Parses the body's bytes into what `body` validates; JSON.parse of its UTF-8 text unless said otherwise. */
   readonly parseBody?: JsonParser;
+  readonly rawBody?: RawBody;
   readonly query?: object;
   readonly summary: string;
   /** Longer prose for the documentation. */
@@ -99,6 +111,27 @@ export const possibleErrors = (endpoint: Endpoint): Set<ApiErrorCode> => {
   codes.add('INTERNAL_ERROR');
   codes.add('SERVICE_UNAVAILABLE');
   return codes;
+};
+
+const DEEP_OBJECT_KEY = /^([^[\]]+)\[([^[\]]*)\]$/;
+
+/**
+ * The query with its `name[key]=value` parameters gathered into a `name` object: OpenAPI's deepObject style,
+ * in which the document describes object-valued query parameters. Where `name` is also given plainly, the
+ * bracketed keys are left as they are (and fail validation as unknown parameters).
+ */
+const deepObjects = (query: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+  const entries = Object.entries(query);
+  const plain = new Set(entries.map(([key]) => key).filter((key) => !DEEP_OBJECT_KEY.test(key)));
+  const objects = new Map<string, [string, unknown][]>();
+  const gathered: [string, unknown][] = [];
+  for (const [key, value] of entries) {
+    const [, name, property] = DEEP_OBJECT_KEY.exec(key) ?? [];
+    if (name === undefined || property === undefined || plain.has(name)) gathered.push([key, value]);
+    else objects.set(name, [...(objects.get(name) ?? []), [property, value]]);
+  }
+  for (const [name, properties] of objects) gathered.push([name, Object.fromEntries(properties)]);
+  return Object.fromEntries(gathered);
 };
 
 const koaPath = (path: string): string => path.replace(/\{(\w+)\}/g, ':$1');
@@ -140,11 +173,21 @@ export const mount = (router: Router, endpoints: readonly Endpoint[], options: M
           { field: 'role', message: `Requires one of: ${endpoint.roles.join(', ')}` },
         ]);
       }
-      const query = validateQuery({ ...ctx.query });
+      const query = validateQuery(deepObjects(ctx.query));
+      const raw = endpoint.rawBody !== undefined && mediaTypeOf(ctx) === endpoint.rawBody.mediaType;
+      if (raw && endpoint.rawBody !== undefined && (ctx.request.length ?? 0) > endpoint.rawBody.limit) {
+        throw payloadTooLarge(endpoint.rawBody.limit);
+      }
       const body =
-        validateBody === undefined
+        validateBody === undefined || raw
           ? undefined
-          : validateBody(await readJsonBody(ctx, endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT, endpoint.parseBody));
+          : validateBody(
+              await readJsonBody(ctx, {
+                limit: endpoint.bodyLimit ?? DEFAULT_BODY_LIMIT,
+                ...(endpoint.parseBody === undefined ? {} : { parse: endpoint.parseBody }),
+                ...(endpoint.rawBody === undefined ? {} : { alsoAccepted: endpoint.rawBody.mediaType }),
+              }),
+            );
       const requestId = (ctx.state as RequestState).traceId;
       const correlation = ctx.get('x-correlation-id');
       const metadata: CommandMetadata = {
@@ -154,7 +197,7 @@ export const mount = (router: Router, endpoints: readonly Endpoint[], options: M
         correlationId: /^[\w.:-]{1,128}$/.test(correlation) ? correlation : requestId,
         causationId: requestId,
       };
-      const reply = await endpoint.handle({ body, query, params: ctx.params, caller, metadata, ctx });
+      const reply = await endpoint.handle({ body, query, params: ctx.params, caller, metadata, raw, ctx });
       ctx.status = reply.status;
       if (reply.body !== undefined) ctx.body = reply.body;
     });

@@ -209,6 +209,11 @@ export const buildOpenApiDocument = ({ endpoints, routes }: DocumentOptions): Op
       name,
       in: 'query',
       required: required.includes(name),
+      ...((property as { description?: unknown }).description === undefined
+        ? {}
+        : { description: (property as { description: unknown }).description }),
+      // Object-valued parameters go as `name[key]=value` (api/endpoint.ts gathers them).
+      ...((property as { type?: unknown }).type === 'object' ? { style: 'deepObject', explode: true } : {}),
       schema: schemaOf(property),
     }));
   };
@@ -265,7 +270,12 @@ export const buildOpenApiDocument = ({ endpoints, routes }: DocumentOptions): Op
         : {
             requestBody: {
               required: (body.required?.length ?? 0) > 0 || (body.minProperties ?? 0) > 0 || body.anyOf !== undefined,
-              content: { 'application/json': { schema: schemaOf(body) } },
+              content: {
+                'application/json': { schema: schemaOf(body) },
+                ...(endpoint.rawBody === undefined
+                  ? {}
+                  : { [endpoint.rawBody.mediaType]: { schema: endpoint.rawBody.schema } }),
+              },
             },
           }),
       responses: {

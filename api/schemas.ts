@@ -209,6 +209,18 @@ export const publishVersionBody = {
   },
 } as const;
 
+/** With a ZIP body, what a JSON body would carry besides `code`. */
+export const publishVersionQuery = {
+  type: 'object',
+  properties: {
+    description: { ...description, description: 'With `Content-Type: application/zip` only: the description' },
+    environment: {
+      ...environment,
+      description: `With \`Content-Type: application/zip\` only, as \`environment[NAME]=value\`: ${environment.description.charAt(0).toLowerCase()}${environment.description.slice(1)}`,
+    },
+  },
+} as const;
+
 const routingConfig = {
   type: 'object',
   minProperties: 1,

@@ -6,7 +6,7 @@ import {
   functionStreamId,
   type RoutingConfig,
 } from '../domain/function/events.ts';
-import type { CodeStore, EventStore, InspectCodePackage } from '../domain/ports.ts';
+import type { CodeStore, CodeUpload, EventStore, InspectCodePackage } from '../domain/ports.ts';
 import { DomainFailure, domainError } from '../domain/shared/errors.ts';
 import { type CommandMetadata, execute } from './execute.ts';
 
@@ -25,6 +25,8 @@ export type CreateFunctionInput = Partial<FunctionConfiguration> &
 
 export interface PublishVersionInput {
   readonly code: Uint8Array;
+  /** The same bytes, already sent to the code store as they arrived (`uploadCode`): committed, or discarded. */
+  readonly upload?: CodeUpload;
   readonly description?: string;
   readonly environment?: Readonly<Record<string, string>>;
 }
@@ -80,30 +82,40 @@ export const createFunctionCommands = (options: FunctionCommandsOptions) => {
     purge: (name: string, metadata: CommandMetadata) =>
       run({ type: 'PurgeFunction', name, now: metadata.now }, metadata),
 
-    /** Inspects the ZIP without inflating it, stores it by content, then publishes; returns the version number. */
+    /** Starts a code package that arrives in pieces, written to the code store meanwhile; see publishVersion. */
+    uploadCode: (): CodeUpload => codeStore.upload(),
+
+    /**
+     * Inspects the ZIP without inflating it, stores it by content (durably, before the event is appended),
+     * then publishes; returns the version number. An upload is committed, or discarded on failure.
+     */
     publishVersion: async (name: string, input: PublishVersionInput, metadata: CommandMetadata): Promise<number> => {
-      const inspection = await inspectCodePackage(input.code);
-      if (!inspection.ok) {
-        throw new DomainFailure(
-          domainError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [
-            { field: 'code', message: inspection.reason },
-          ]),
+      try {
+        const inspection = await inspectCodePackage(input.code);
+        if (!inspection.ok) {
+          throw new DomainFailure(
+            domainError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [
+              { field: 'code', message: inspection.reason },
+            ]),
+          );
+        }
+        const stored = await (input.upload === undefined ? codeStore.put(input.code) : input.upload.commit());
+        const result = await run(
+          {
+            type: 'PublishFunctionVersion',
+            name,
+            description: input.description ?? '',
+            environment: input.environment ?? {},
+            code: { ...stored, files: inspection.files },
+          },
+          metadata,
         );
+        const published = firstEvent(result.events, 'FunctionVersionPublished');
+        if (published === undefined) throw new Error('Publishing decided no version');
+        return published.data.version;
+      } finally {
+        await input.upload?.discard();
       }
-      const stored = await codeStore.put(input.code);
-      const result = await run(
-        {
-          type: 'PublishFunctionVersion',
-          name,
-          description: input.description ?? '',
-          environment: input.environment ?? {},
-          code: { ...stored, files: inspection.files },
-        },
-        metadata,
-      );
-      const published = firstEvent(result.events, 'FunctionVersionPublished');
-      if (published === undefined) throw new Error('Publishing decided no version');
-      return published.data.version;
     },
 
     deleteVersion: (name: string, version: number, metadata: CommandMetadata) =>

@@ -160,13 +160,32 @@ export interface ReadStore {
   close(): Promise<void>;
 }
 
+/** Where a code package is stored. */
+export interface StoredCode {
+  readonly sha256: string;
+  readonly size: number;
+  readonly location: string;
+}
+
 /** Content-addressed storage of code packages (ZIP files). */
 export interface CodeStore {
   /** Stores the bytes under their sha256 (lower-case hex); storing the same bytes twice keeps one copy. */
-  put(bytes: Uint8Array): Promise<{ sha256: string; size: number; location: string }>;
+  put(bytes: Uint8Array): Promise<StoredCode>;
+  /** Starts a package whose bytes arrive in pieces: an adapter may write them while more arrive. */
+  upload(): CodeUpload;
   /** The bytes, or null when nothing is stored under that hash. */
   get(sha256: string): Promise<Uint8Array | null>;
   has(sha256: string): Promise<boolean>;
+}
+
+/** A package being received; nothing of it is stored (or found by get/has) before `commit`. */
+export interface CodeUpload {
+  /** Appends bytes; the caller leaves `chunk` unchanged afterwards. A failure to write surfaces at `commit`. */
+  write(chunk: Uint8Array): void;
+  /** Stores what was written exactly as `put` would store it, durably, and answers as `put` does. */
+  commit(): Promise<StoredCode>;
+  /** Drops what was written. Safe to call after `commit`, or twice: it then does nothing. */
+  discard(): Promise<void>;
 }
 
 export interface Clock {

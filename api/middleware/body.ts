@@ -16,31 +16,42 @@ export const parseJson: JsonParser = (bytes) => {
   return text.trim() === '' ? {} : JSON.parse(text);
 };
 
-const isJson = (contentType: string | undefined): boolean => {
-  if (contentType === undefined) return false;
-  const type = contentType.split(';')[0]?.trim().toLowerCase() ?? '';
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+/** The media type of the request's body, lower-cased and without parameters; '' when none is given. */
+export const mediaTypeOf = (ctx: Context): string => (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
+
+const isJson = (type: string): boolean =>
+  type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+
+export interface JsonBodyOptions {
+  /** Largest body accepted, in bytes. */
+  readonly limit: number;
+  readonly parse?: JsonParser;
+  /** Another media type the endpoint takes, named when the body is neither JSON nor that. */
+  readonly alsoAccepted?: string;
+}
+
+const hasBody = (ctx: Context): boolean => {
+  const length = ctx.request.length;
+  return (length !== undefined && length > 0) || ctx.get('transfer-encoding') !== '';
 };
 
 /** Reads a JSON body of at most `limit` bytes; an empty body reads as `{}`. */
-export const readJsonBody = async (ctx: Context, limit: number, parse: JsonParser = parseJson): Promise<unknown> => {
+export const readJsonBody = async (ctx: Context, options: JsonBodyOptions): Promise<unknown> => {
+  const { limit, parse = parseJson, alsoAccepted } = options;
   const length = ctx.request.length;
-  if (length !== undefined && length > limit) throw tooLarge(limit);
-  const hasBody = (length !== undefined && length > 0) || ctx.get('transfer-encoding') !== '';
-  if (!hasBody) return {};
-  if (!isJson(ctx.get('content-type') || undefined)) {
-    throw new ApiError('UNSUPPORTED_MEDIA_TYPE', 'Request bodies must be JSON (Content-Type: application/json)', [
-      { field: 'Content-Type', message: `Expected application/json, got '${ctx.get('content-type') || 'nothing'}'` },
+  if (length !== undefined && length > limit) throw payloadTooLarge(limit);
+  if (!hasBody(ctx)) return {};
+  if (!isJson(mediaTypeOf(ctx))) {
+    const expected = alsoAccepted === undefined ? 'application/json' : `application/json or ${alsoAccepted}`;
+    throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `Request bodies must be JSON (Content-Type: ${expected})`, [
+      { field: 'Content-Type', message: `Expected ${expected}, got '${ctx.get('content-type') || 'nothing'}'` },
     ]);
   }
   let bytes: Buffer;
   try {
     bytes = await getRawBody(ctx.req, { limit, ...(length === undefined ? {} : { length }) });
   } catch (error) {
-    if ((error as { type?: string }).type === 'entity.too.large') throw tooLarge(limit);
-    throw new ApiError('VALIDATION_ERROR', 'The request body could not be read', [
-      { field: 'body', message: (error as Error).message },
-    ]);
+    throw readFailure(error, limit);
   }
   try {
     return parse(bytes);
@@ -52,5 +63,64 @@ export const readJsonBody = async (ctx: Context, limit: number, parse: JsonParse
   }
 };
 
-const tooLarge = (limit: number) =>
+/**
+ * Reads a body of at most `limit` bytes as it arrives, handing each piece to `onChunk` on the way (which
+ * may keep it, and may throw to stop); answers all of it. The failures are those of `readJsonBody`.
+ */
+export const readRawBody = (ctx: Context, limit: number, onChunk: (chunk: Buffer) => void): Promise<Buffer> => {
+  const length = ctx.request.length;
+  if (length !== undefined && length > limit) return Promise.reject(payloadTooLarge(limit));
+  if (!hasBody(ctx)) return Promise.resolve(Buffer.alloc(0));
+  const request = ctx.req;
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    // Like raw-body: on a failure the rest of the body is left unread (Node drains it after the answer).
+    const settle = (failure: unknown) => {
+      if (settled) return;
+      settled = true;
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+      request.off('close', onClose);
+      if (failure === undefined) resolve(Buffer.concat(chunks, size));
+      else {
+        request.pause();
+        reject(failure);
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > limit) return settle(payloadTooLarge(limit));
+      try {
+        onChunk(chunk);
+      } catch (error) {
+        return settle(error);
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () =>
+      settle(
+        length === undefined || size === length
+          ? undefined
+          : readFailure(new Error(`request size ${size} did not match content length ${length}`), limit),
+      );
+    const onError = (error: Error) => settle(readFailure(error, limit));
+    const onClose = () => settle(readFailure(new Error('request aborted'), limit));
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+    request.on('close', onClose);
+  });
+};
+
+const readFailure = (error: unknown, limit: number): ApiError => {
+  if ((error as { type?: string }).type === 'entity.too.large') return payloadTooLarge(limit);
+  return new ApiError('VALIDATION_ERROR', 'The request body could not be read', [
+    { field: 'body', message: (error as Error).message },
+  ]);
+};
+
+export const payloadTooLarge = (limit: number) =>
   new ApiError('PAYLOAD_TOO_LARGE', `Request payload exceeds ${Math.round(limit / 1024 / 1024)} MB`);

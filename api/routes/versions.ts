@@ -1,11 +1,23 @@
-import type { FunctionCommands } from '../../commands/functions.ts';
+import type { FunctionCommands, PublishVersionInput } from '../../commands/functions.ts';
 import type { ReadStore } from '../../domain/ports.ts';
 import { COLLECTIONS, type VersionDocument, versionId } from '../../projections/documents.ts';
 import { ALL_ROLES, type Endpoint, linksTo } from '../endpoint.ts';
+import { ApiError } from '../errors.ts';
+import { readRawBody } from '../middleware/body.ts';
 import { versionDetail, versionList, versionPublished } from '../responses.ts';
-import { pageQuery, publishVersionBody } from '../schemas.ts';
+import { pageQuery, publishVersionBody, publishVersionQuery } from '../schemas.ts';
 import { activeFunction, documentOr404, documents, param, parseVersion } from './common.ts';
-import { codeBytes, parseVersionBody, VERSION_BODY_LIMIT } from './versionBody.ts';
+import { codeBytes, MAX_CODE_BYTES, parseVersionBody, VERSION_BODY_LIMIT } from './versionBody.ts';
+
+interface VersionFields {
+  readonly description?: string;
+  readonly environment?: Record<string, string>;
+}
+
+const fieldsOf = ({ description, environment }: VersionFields): VersionFields => ({
+  ...(description === undefined ? {} : { description }),
+  ...(environment === undefined ? {} : { environment }),
+});
 
 export interface VersionRoutesOptions {
   readonly readStore: ReadStore;
@@ -31,9 +43,17 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       body: publishVersionBody,
       bodyLimit: VERSION_BODY_LIMIT,
       parseBody: parseVersionBody,
+      rawBody: {
+        mediaType: 'application/zip',
+        limit: MAX_CODE_BYTES,
+        schema: { type: 'string', contentMediaType: 'application/zip' },
+      },
+      query: publishVersionQuery,
       summary: 'Publish versions',
-      description:
+      description: [
         'Publishes an immutable version from `code`, the strict base64 of a ZIP of at most 50 MB, snapshotting the configuration with `environment` merged over it.',
+        'Or send the ZIP itself as the body, with `Content-Type: application/zip` (at most 50 MB) and `description` and `environment[NAME]=value` in the query: it is stored while it arrives. Its errors are those of the JSON form.',
+      ].join('\n\n'),
       responses: {
         201: {
           description: 'The version',
@@ -45,19 +65,36 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
         },
       },
       errors: ['NOT_FOUND', 'CONFLICT', 'INVALID_CODE_PACKAGE'],
-      async handle({ params, body, metadata }) {
+      async handle({ params, body, query, raw, ctx, metadata }) {
         const name = param(params, 'name');
         await activeFunction(readStore, name);
-        const input = body as { code: string; description?: string; environment?: Record<string, string> };
-        const version = await functions.publishVersion(
-          name,
-          {
-            code: codeBytes(input),
-            ...(input.description === undefined ? {} : { description: input.description }),
-            ...(input.environment === undefined ? {} : { environment: input.environment }),
-          },
-          metadata,
-        );
+        const fields = fieldsOf(query as VersionFields);
+        let input: PublishVersionInput;
+        if (raw) {
+          const upload = functions.uploadCode();
+          try {
+            const code = await readRawBody(ctx, MAX_CODE_BYTES, (chunk) => upload.write(chunk));
+            input = { code, upload, ...fields };
+          } catch (error) {
+            await upload.discard();
+            throw error;
+          }
+        } else {
+          const given = Object.keys(fields);
+          if (given.length > 0) {
+            throw new ApiError(
+              'VALIDATION_ERROR',
+              'Request query validation failed',
+              given.map((field) => ({
+                field,
+                message: `With a JSON body, give ${field} in the body (the query carries it with Content-Type: application/zip only)`,
+              })),
+            );
+          }
+          const json = body as VersionFields & { readonly code: string };
+          input = { code: codeBytes(json), ...fieldsOf(json) };
+        }
+        const version = await functions.publishVersion(name, input, metadata);
         const doc = await load(name, version);
         return {
           status: 201,

@@ -135,7 +135,7 @@ test('the documentation page and its assets are served from the server itself', 
 interface Call {
   readonly as?: Client;
   readonly body?: unknown;
-  readonly raw?: string;
+  readonly raw?: string | Uint8Array;
   readonly headers?: Record<string, string>;
   readonly params?: Record<string, string | number>;
   readonly query?: string;
@@ -209,6 +209,14 @@ test.serial('responses match their documented schemas', async (t) => {
   await call('POST', versions, 400, { params: { name }, body: { code: 'bm90IGEgemlw' } });
   const failing = zipBase64({ 'index.js': 'exports.handler = async () => { throw new TypeError("boom"); };\n' });
   await call('POST', versions, 201, { params: { name }, body: { code: failing } });
+  const zip = { 'content-type': 'application/zip' };
+  await call('POST', versions, 201, {
+    params: { name },
+    query: 'description=zip&environment[A]=b',
+    raw: Buffer.from(HELLO_NODE, 'base64'),
+    headers: zip,
+  });
+  await call('POST', versions, 400, { params: { name }, raw: Buffer.from('not a zip'), headers: zip });
   await call('GET', versions, 200, { params: { name } });
   await call('GET', `${versions}/{version}`, 200, { params: { name, version: 'v1' } });
   await call('GET', `${versions}/{version}`, 400, { params: { name, version: 'first' } });

@@ -341,3 +341,109 @@ test('a code package of about 7 MB is accepted', async (t) => {
   t.is(published.codeSize, zip.byteLength);
   t.is(published.codeSha256, sha256OfBase64(code));
 });
+
+const zipBody = (base64: string) => ({
+  raw: Buffer.from(base64, 'base64'),
+  headers: { 'content-type': 'application/zip' },
+});
+
+test('a ZIP body (application/zip) publishes like the JSON form, with description and environment in the query', async (t) => {
+  const name = uniqueName('zipbody');
+  await createFunction(t, t.context.admin, name, { environment: { BUCKET_NAME: 'images', MAX_SIZE: '1024' } });
+  const code = uniqueNodeZip();
+  const query = `description=${encodeURIComponent('Raw cut')}&environment%5BBUCKET_NAME%5D=processed&environment[EXTRA]=yes`;
+  const response = await t.context.admin.request('POST', `${versionsOf(name)}?${query}`, zipBody(code));
+  t.is(response.status, 201, JSON.stringify(response.body));
+  t.like(response.body, {
+    functionName: name,
+    version: 1,
+    versionString: 'v1',
+    description: 'Raw cut',
+    codeSha256: sha256OfBase64(code),
+    codeSize: Buffer.from(code, 'base64').byteLength,
+    runtime: 'Node24',
+    createdBy: t.context.adminId,
+  });
+  const version = await t.context.admin.request('GET', `${versionsOf(name)}/1`);
+  t.deepEqual(version.body.environment, { BUCKET_NAME: 'processed', MAX_SIZE: '1024', EXTRA: 'yes' });
+
+  const bare = await t.context.admin.request('POST', versionsOf(name), zipBody(code));
+  t.is(bare.status, 201);
+  t.like(bare.body, { version: 2, description: '', codeSha256: sha256OfBase64(code) });
+  const json = await publishVersion(t, t.context.admin, name, code);
+  t.like(json, { version: 3, codeSha256: sha256OfBase64(code), codeLocation: response.body.codeLocation });
+});
+
+test("a ZIP body's errors are those of the JSON form, and publish nothing", async (t) => {
+  const name = uniqueName('zipbad');
+  await createFunction(t, t.context.admin, name);
+  const packages = {
+    'not a ZIP': Buffer.from('just some text, no archive here').toString('base64'),
+    empty: '',
+    'no handler file': zipBase64({ 'main.js': 'exports.handler = async () => 1;\n' }),
+    'a path escaping its directory': zipBase64({ 'index.js': 'exports.handler = 1;\n', '../x.js': 'boom\n' }),
+  };
+  for (const [what, code] of Object.entries(packages)) {
+    const raw = await t.context.admin.request('POST', versionsOf(name), zipBody(code));
+    const json = await t.context.admin.request('POST', versionsOf(name), { body: { code } });
+    const error = assertError(t, raw, 400, 'INVALID_CODE_PACKAGE', ['code']);
+    t.deepEqual(error.details, assertError(t, json, 400, 'INVALID_CODE_PACKAGE', ['code']).details, what);
+    t.is(error.message, (json.body as { error: { message: string } }).error.message, what);
+  }
+  const list = await t.context.admin.request<VersionList>('GET', versionsOf(name));
+  t.is(list.body.total, 0);
+});
+
+test('a ZIP body over 50 MB is 413 PAYLOAD_TOO_LARGE', async (t) => {
+  const name = uniqueName('zipbig');
+  await createFunction(t, t.context.admin, name);
+  const response = await t.context.admin.request('POST', versionsOf(name), {
+    raw: Buffer.alloc(50 * 1024 * 1024 + 1),
+    headers: { 'content-type': 'application/zip' },
+  });
+  assertError(t, response, 413, 'PAYLOAD_TOO_LARGE');
+  t.is((await t.context.admin.request<VersionList>('GET', versionsOf(name))).body.total, 0);
+});
+
+test('the query of a ZIP body is validated, and is refused with a JSON body', async (t) => {
+  const name = uniqueName('zipquery');
+  await createFunction(t, t.context.admin, name);
+  const badName = await t.context.admin.request('POST', `${versionsOf(name)}?environment[1BAD]=x`, zipBody(HELLO_NODE));
+  assertError(t, badName, 400, 'VALIDATION_ERROR', ['environment.1BAD']);
+  const long = await t.context.admin.request(
+    'POST',
+    `${versionsOf(name)}?description=${'x'.repeat(300)}`,
+    zipBody(HELLO_NODE),
+  );
+  assertError(t, long, 400, 'VALIDATION_ERROR', ['description']);
+  const twice = await t.context.admin.request(
+    'POST',
+    `${versionsOf(name)}?environment[A]=1&environment[A]=2`,
+    zipBody(HELLO_NODE),
+  );
+  assertError(t, twice, 400, 'VALIDATION_ERROR', ['environment.A']);
+  const json = await t.context.admin.request('POST', `${versionsOf(name)}?description=x&environment[A]=1`, {
+    body: { code: HELLO_NODE },
+  });
+  assertError(t, json, 400, 'VALIDATION_ERROR', ['description', 'environment']);
+  t.is((await t.context.admin.request<VersionList>('GET', versionsOf(name))).body.total, 0);
+});
+
+test('a ZIP body is refused like a JSON one for a missing function or a Viewer; other media types are 415', async (t) => {
+  assertError(
+    t,
+    await t.context.admin.request('POST', versionsOf(uniqueName('zipmissing')), zipBody(HELLO_NODE)),
+    404,
+    'NOT_FOUND',
+  );
+  const name = uniqueName('zipviewer');
+  await createFunction(t, t.context.admin, name);
+  const viewer = await t.context.as('Viewer');
+  assertError(t, await viewer.request('POST', versionsOf(name), zipBody(HELLO_NODE)), 403, 'FORBIDDEN');
+  const octets = await t.context.admin.request('POST', versionsOf(name), {
+    raw: Buffer.from(HELLO_NODE, 'base64'),
+    headers: { 'content-type': 'application/octet-stream' },
+  });
+  const error = assertError(t, octets, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  t.regex(error.message, /application\/zip/);
+});

@@ -73,6 +73,7 @@ test('every change acknowledged before a kill -9 is there after the restart, and
   const refused = new Map<number, number>();
 
   // Sends one command unless the server was killed; records it only when the whole 2xx reply arrived.
+  // A Uint8Array body goes as it is, as a ZIP.
   const send = async (
     method: string,
     path: string,
@@ -82,7 +83,11 @@ test('every change acknowledged before a kill -9 is there after the restart, and
     if (killed) return false;
     inFlight += 1;
     try {
-      const reply = await admin.request(method, path, { body });
+      const reply = await admin.request(
+        method,
+        path,
+        body instanceof Uint8Array ? { raw: body, headers: { 'content-type': 'application/zip' } } : { body },
+      );
       if (reply.status < 200 || reply.status > 299) {
         refused.set(reply.status, (refused.get(reply.status) ?? 0) + 1);
         return true;
@@ -102,9 +107,11 @@ test('every change acknowledged before a kill -9 is there after the restart, and
     }
   };
 
-  const publish = (name: string, label: string, onVersion: (version: number) => void = () => {}) => {
+  /** Publishes as base64 in JSON, or as a ZIP body. */
+  const publish = (name: string, label: string, onVersion: (version: number) => void = () => {}, asZip = false) => {
     const code = codeFor(label);
-    return send('POST', `/api/v1/functions/${name}/versions`, { code }, (reply) => {
+    const body = asZip ? Buffer.from(code, 'base64') : { code };
+    return send('POST', `/api/v1/functions/${name}/versions`, body, (reply) => {
       t.is(reply.codeSha256, sha256Of(code));
       acknowledged.versions.set(`${name}:${reply.version as number}`, sha256Of(code));
       onVersion(reply.version as number);
@@ -140,9 +147,14 @@ test('every change acknowledged before a kill -9 is there after the restart, and
           });
         },
         () =>
-          publish(name, `${name}-2`, (version) => {
-            version2 = version;
-          }),
+          publish(
+            name,
+            `${name}-2`,
+            (version) => {
+              version2 = version;
+            },
+            true,
+          ),
         () => {
           const routingConfig = { [version1]: 90, [version2]: 10 };
           return send('POST', `/api/v1/functions/${name}/aliases`, { aliasName: 'canary', routingConfig }, () => {
@@ -150,7 +162,7 @@ test('every change acknowledged before a kill -9 is there after the restart, and
           });
         },
         // Every worker publishes to one function too: concurrent commands on one stream.
-        () => publish('shared', `shared-${index}-${round}`),
+        () => publish('shared', `shared-${index}-${round}`, () => {}, round % 2 === 1),
       ];
       for (const step of steps) {
         if (!(await step())) return;

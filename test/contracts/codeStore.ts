@@ -118,4 +118,64 @@ export const codeStoreContract = (test: TestFn, name: string, factory: CodeStore
     t.true(await store.has(stored.sha256));
     t.deepEqual(await store.get(stored.sha256), new Uint8Array());
   });
+  /** Sends `bytes` through an upload in pieces of `piece` bytes. */
+  const uploadInPieces = (store: CodeStore, payload: Uint8Array, piece: number) => {
+    const upload = store.upload();
+    for (let offset = 0; offset < payload.byteLength; offset += piece) {
+      upload.write(payload.subarray(offset, offset + piece));
+    }
+    return upload;
+  };
+
+  test(`${name}: an upload in pieces is stored as put stores the same bytes`, async (t) => {
+    const { store, copies } = await open(t);
+    const large = new Uint8Array(randomBytes(1_500_000));
+    const hash = sha256Of(large);
+    const upload = uploadInPieces(store, large, 65_536);
+    t.false(await store.has(hash), 'nothing is visible before commit');
+    const stored = await upload.commit();
+    t.is(stored.sha256, hash);
+    t.is(stored.size, large.byteLength);
+    t.deepEqual(await store.get(hash), large);
+    t.deepEqual(await store.put(large), stored);
+    t.is(await copies(hash), 1);
+  });
+
+  test(`${name}: uploads of bytes already stored, or of the same bytes at once, keep one copy`, async (t) => {
+    const { store, copies } = await open(t);
+    const put = await store.put(bytes);
+    t.deepEqual(await uploadInPieces(store, bytes, 3).commit(), put);
+    const large = new Uint8Array(randomBytes(300_000));
+    const results = await Promise.all(Array.from({ length: 4 }, () => uploadInPieces(store, large, 10_000).commit()));
+    for (const result of results) t.deepEqual(result, results[0]);
+    t.is(await copies(sha256), 1);
+    t.is(await copies(sha256Of(large)), 1);
+    t.deepEqual(await store.get(sha256Of(large)), large);
+  });
+
+  test(`${name}: a discarded upload stores nothing, and an upload is committed once`, async (t) => {
+    const { store, copies } = await open(t);
+    const discarded = uploadInPieces(store, bytes, 4);
+    await discarded.discard();
+    await discarded.discard();
+    t.false(await store.has(sha256));
+    t.is(await copies(sha256), 0);
+    t.throws(() => discarded.write(bytes));
+    await t.throwsAsync(() => discarded.commit());
+
+    const committed = uploadInPieces(store, bytes, 4);
+    await committed.commit();
+    await committed.discard();
+    t.deepEqual(await store.get(sha256), bytes);
+    t.throws(() => committed.write(bytes));
+    await t.throwsAsync(() => committed.commit());
+  });
+
+  test(`${name}: an empty upload round-trips`, async (t) => {
+    const { store } = await open(t);
+    const stored = await store.upload().commit();
+    t.is(stored.size, 0);
+    t.is(stored.sha256, sha256Of(new Uint8Array()));
+    t.deepEqual(await store.get(stored.sha256), new Uint8Array());
+  });
 };

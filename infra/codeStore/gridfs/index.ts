@@ -104,7 +104,7 @@ export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCo
     }
   };
 
-  return {
+  const store: GridFsCodeStore = {
     async connect() {
       if (closed) throw new Error('The GridFS code store is closed');
       await ping();
@@ -116,6 +116,25 @@ export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCo
         if ((await find(sha256)) === null) await upload(sha256, bytes);
         return { sha256, size: bytes.byteLength, location: location(sha256) };
       }),
+    // GridFS takes a package in one piece: the upload keeps the bytes and puts them on commit.
+    upload() {
+      let chunks: Uint8Array[] | undefined = [];
+      return {
+        write(chunk) {
+          if (chunks === undefined) throw new Error('The upload is finished');
+          chunks.push(chunk);
+        },
+        commit() {
+          if (chunks === undefined) return Promise.reject(new Error('The upload is finished'));
+          const bytes = Buffer.concat(chunks);
+          chunks = undefined;
+          return store.put(bytes);
+        },
+        async discard() {
+          chunks = undefined;
+        },
+      };
+    },
     get: (sha256) =>
       run(async () => {
         const hash = normalise(sha256);
@@ -138,4 +157,5 @@ export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCo
       if (ownsClient) await client.close();
     },
   };
+  return store;
 };

@@ -48,3 +48,18 @@ test('files: concurrent puts of the same bytes leave one file and no temporary f
   await Promise.all([store.put(bytes), store.put(bytes), store.put(bytes)]);
   t.deepEqual(await readdir(join(directory, 'sha256', sha256.slice(0, 2))), [`${sha256}.zip`]);
 });
+
+test('files: uploads leave no temporary files, whether committed, discarded or already stored', async (t) => {
+  const { directory, store } = await setup(t);
+  const discarded = store.upload();
+  discarded.write(bytes);
+  await discarded.discard();
+  for (let copy = 0; copy < 2; copy += 1) {
+    const upload = store.upload();
+    upload.write(bytes.subarray(0, 5));
+    upload.write(bytes.subarray(5));
+    await upload.commit();
+  }
+  const files = await readdir(join(directory, 'sha256'), { recursive: true });
+  t.deepEqual(files.sort(), [sha256.slice(0, 2), join(sha256.slice(0, 2), `${sha256}.zip`)]);
+});
