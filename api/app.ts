@@ -3,6 +3,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import koaJwt from 'koa-jwt';
 import type { Logger } from '../infra/logger.ts';
+import { bearerToken, createVerifiedTokens } from './auth.ts';
 import { API_PREFIX, type Caller, type Endpoint, mount } from './endpoint.ts';
 import { errorMiddleware } from './middleware/errors.ts';
 import { type RateLimiter, setRateHeaders } from './middleware/rateLimit.ts';
@@ -56,7 +57,22 @@ export const createApp = (options: AppOptions): Koa => {
   // public key on every request, which costs more than verifying the signature. koa-jwt's types predate key
   // objects; it hands the secret to jsonwebtoken as it is.
   const jwtKey = createSecretKey(Buffer.from(options.jwtSecret)) as unknown as string;
-  app.use(koaJwt({ secret: jwtKey, algorithms: ['HS256'], passthrough: true }));
+  const verifyToken = koaJwt({ secret: jwtKey, algorithms: ['HS256'], passthrough: true, tokenKey: 'jwtToken' });
+  // koa-jwt verifies each token the first time it comes; a token it accepted is not verified again until it expires.
+  const verified = createVerifiedTokens();
+  app.use(async (ctx, next) => {
+    const token = bearerToken(ctx.get('authorization'));
+    const claims = token === undefined ? undefined : verified.get(token);
+    if (claims !== undefined) {
+      (ctx.state as Record<string, unknown>).user = claims;
+      return next();
+    }
+    return verifyToken(ctx, async () => {
+      const state = ctx.state as { user?: unknown; jwtToken?: unknown };
+      if (typeof state.jwtToken === 'string' && state.user !== undefined) verified.remember(state.jwtToken, state.user);
+      await next();
+    });
+  });
 
   const api = new Router({ prefix: API_PREFIX });
   const document = JSON.stringify(

@@ -27,6 +27,45 @@ export const createTokens = (secret: string, ttlSeconds: number, now: () => Date
 });
 
 /**
+ * Tokens koa-jwt has verified, with their claims, until they expire: verifying the same token again on every
+ * request (signature, JSON, koa-jwt's promise plumbing) costs more than the rest of authentication. Only
+ * tokens that passed are kept, at most `capacity` (the oldest go first), each exactly as koa-jwt read it.
+ */
+export const createVerifiedTokens = (capacity = 10_000, nowMs: () => number = Date.now) => {
+  const claimsByToken = new Map<string, Readonly<Record<string, unknown>> & { readonly exp: number }>();
+  return {
+    /** The claims of a token verified before and not yet expired (jsonwebtoken's rule: now < exp). */
+    get(token: string): Record<string, unknown> | undefined {
+      const claims = claimsByToken.get(token);
+      if (claims === undefined) return undefined;
+      if (nowMs() / 1000 >= claims.exp) {
+        claimsByToken.delete(token);
+        return undefined;
+      }
+      return { ...claims };
+    },
+    remember(token: string, claims: unknown): void {
+      if (typeof claims !== 'object' || claims === null) return;
+      const { exp } = claims as { exp?: unknown };
+      // A token without an expiry is verified every time rather than trusted for as long as it stays here.
+      if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
+      if (claimsByToken.size >= capacity) {
+        const oldest = claimsByToken.keys().next();
+        if (!oldest.done) claimsByToken.delete(oldest.value);
+      }
+      claimsByToken.set(token, Object.freeze({ ...(claims as Record<string, unknown>), exp }));
+    },
+  };
+};
+
+/** The token of an `Authorization: Bearer <token>` header, as koa-jwt's header resolver reads it. */
+export const bearerToken = (header: string | undefined): string | undefined => {
+  if (header === undefined) return undefined;
+  const parts = header.trim().split(' ');
+  return parts.length === 2 && /^Bearer$/i.test(parts[0] ?? '') ? parts[1] : undefined;
+};
+
+/**
  * Who is calling: koa-jwt has verified the token (or left why it could not); the role and whether the
  * user may still act come from the users read model, so a role change or a disable applies at once.
  */

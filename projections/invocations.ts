@@ -10,8 +10,9 @@ export const INVOCATION_COLLECTIONS = {
   totals: 'invocationTotals',
 } as const;
 
+// Only what is queried: records and logs are read by id, and swept by expiry. Every index costs each of the
+// records written per invocation a page write (records by function and time were indexed, and never read).
 export const INVOCATION_INDEXES: readonly (readonly [string, readonly string[]])[] = [
-  [INVOCATION_COLLECTIONS.records, ['functionName', 'completedAt']],
   [INVOCATION_COLLECTIONS.records, ['expiresAt']],
   [INVOCATION_COLLECTIONS.logs, ['expiresAt']],
   [INVOCATION_COLLECTIONS.buckets, ['functionName', 'minute']],

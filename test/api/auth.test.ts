@@ -1,5 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import jwt from 'jsonwebtoken';
+import { bearerToken, createVerifiedTokens } from '../../api/auth.ts';
 import { ADMIN, createClient, startTestPlatform, type TestPlatform } from '../support/platform.ts';
 import { assertError, isIsoTimestamp, NODE_FUNCTION, uniqueName } from './support.ts';
 
@@ -87,6 +88,50 @@ test('an expired token is 401', async (t) => {
   const response = await t.context.anonymous.request('GET', '/api/v1/functions', { token: expired });
   const error = assertError(t, response, 401, 'UNAUTHORIZED');
   t.regex(error.message, /expired/i);
+});
+
+test('a token accepted before stops working once it expires', async (t) => {
+  const { sub, uid } = adminClaims(t.context);
+  const exp = Math.floor(Date.now() / 1000) + 2;
+  const token = jwt.sign({ sub, uid, iat: exp - 2, exp }, SECRET, { algorithm: 'HS256' });
+  t.is((await t.context.anonymous.request('GET', '/api/v1/functions', { token })).status, 200);
+  t.is((await t.context.anonymous.request('GET', '/api/v1/functions', { token })).status, 200);
+  await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 50));
+  const error = assertError(
+    t,
+    await t.context.anonymous.request('GET', '/api/v1/functions', { token }),
+    401,
+    'UNAUTHORIZED',
+  );
+  t.regex(error.message, /expired/i);
+});
+
+test('verified tokens are remembered until they expire, oldest out first, only with an expiry', (t) => {
+  let now = 1_000_000;
+  const verified = createVerifiedTokens(2, () => now);
+  verified.remember('a', { sub: 'x', exp: 1_010 });
+  verified.remember('no-expiry', { sub: 'x' });
+  t.deepEqual(verified.get('a'), { sub: 'x', exp: 1_010 });
+  t.is(verified.get('no-expiry'), undefined, 'verified every time');
+  const claims = verified.get('a');
+  if (claims !== undefined) claims.sub = 'changed';
+  t.deepEqual(verified.get('a'), { sub: 'x', exp: 1_010 }, 'callers get a copy');
+  verified.remember('b', { exp: 2_000 });
+  verified.remember('c', { exp: 2_000 });
+  t.is(verified.get('a'), undefined, 'the oldest made room');
+  t.truthy(verified.get('b'));
+  now = 2_000_000;
+  t.is(verified.get('c'), undefined, 'expired at exp, as jsonwebtoken has it');
+});
+
+test('bearer tokens are read as koa-jwt reads them', (t) => {
+  t.is(bearerToken('Bearer abc'), 'abc');
+  t.is(bearerToken('bearer abc'), 'abc');
+  t.is(bearerToken('  Bearer abc  '), 'abc');
+  t.is(bearerToken('Bearer  abc'), undefined);
+  t.is(bearerToken('Basic abc'), undefined);
+  t.is(bearerToken(''), undefined);
+  t.is(bearerToken(undefined), undefined);
 });
 
 test('a token signed with another secret is 401', async (t) => {
