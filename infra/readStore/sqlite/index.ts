@@ -11,6 +11,8 @@ export interface SqliteReadStoreOptions {
 const collectionPattern = /^[A-Za-z0-9_]+$/;
 const fieldPathPattern = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const statementCacheSize = 256;
+/** Documents whose text is kept after a read (the oldest go first). */
+const documentCacheSize = 4_096;
 
 // Collection names and field paths are spliced into SQL as literals (a partial or expression index only
 // matches a query that repeats its exact text), so both are validated against conservative patterns.
@@ -86,6 +88,33 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
   };
 
   const getDocument = db.prepare('SELECT json(body) AS body FROM documents WHERE collection = ? AND id = ?');
+  // The text of documents read lately, so the same user, function and version read on every request cost a
+  // map lookup instead of a b-tree walk and a JSONB conversion. Writes through this store drop their keys;
+  // PRAGMA data_version changes when another connection (another process) commits, and then all is dropped.
+  const dataVersion = db.prepare('PRAGMA data_version');
+  dataVersion.setReturnArrays(true);
+  const documentCache = new Map<string, string>();
+  let cachedVersion: unknown;
+  const cacheKey = (collection: string, id: string) => `${collection}\u0000${id}`;
+  const readDocument = (collection: string, id: string): string | undefined => {
+    const version = (dataVersion.get() as unknown as unknown[] | undefined)?.[0];
+    if (version !== cachedVersion) {
+      documentCache.clear();
+      cachedVersion = version;
+    }
+    const key = cacheKey(collection, id);
+    const cached = documentCache.get(key);
+    if (cached !== undefined) return cached;
+    const row = getDocument.get(collection, id);
+    if (row === undefined) return undefined;
+    const text = row.body as string;
+    if (documentCache.size >= documentCacheSize) {
+      const oldest = documentCache.keys().next();
+      if (!oldest.done) documentCache.delete(oldest.value);
+    }
+    documentCache.set(key, text);
+    return text;
+  };
   const putDocument = db.prepare(
     'INSERT INTO documents (collection, id, body) VALUES (?, ?, jsonb(?)) ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body',
   );
@@ -119,11 +148,12 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
   return {
     async get(collection, id) {
       checkCollection(collection);
-      const row = getDocument.get(collection, id);
-      return row ? (JSON.parse(row.body as string) as Document) : null;
+      const text = readDocument(collection, id);
+      return text === undefined ? null : (JSON.parse(text) as Document);
     },
     async put(collection, id, document) {
       checkCollection(collection);
+      documentCache.delete(cacheKey(collection, id));
       putDocument.run(collection, id, JSON.stringify(document));
     },
     async putMany(documents) {
@@ -131,7 +161,10 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
       // One commit for the lot: the WAL append and index page writes of a commit cost far more than a row.
       db.exec('BEGIN');
       try {
-        for (const { collection, id, document } of documents) putDocument.run(collection, id, JSON.stringify(document));
+        for (const { collection, id, document } of documents) {
+          documentCache.delete(cacheKey(collection, id));
+          putDocument.run(collection, id, JSON.stringify(document));
+        }
         db.exec('COMMIT');
       } catch (error) {
         db.exec('ROLLBACK');
@@ -140,6 +173,7 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
     },
     async delete(collection, id) {
       checkCollection(collection);
+      documentCache.delete(cacheKey(collection, id));
       deleteDocument.run(collection, id);
     },
     async find(collection, query = {}) {
@@ -167,10 +201,12 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
     },
     async dropCollection(collection) {
       checkCollection(collection);
+      documentCache.clear();
       deleteCollection.run(collection);
     },
     async dropAll() {
       // Indexes stay: they are declarations of how collections are queried, not data.
+      documentCache.clear();
       db.exec('BEGIN');
       try {
         db.exec('DELETE FROM documents; DELETE FROM checkpoints;');

@@ -54,3 +54,37 @@ test('sqlite: rejects collection names and field paths it cannot splice into SQL
   await t.throwsAsync(store.ensureIndex('functions', ['tags."x"']), { message: /Invalid field path/ });
   await t.throwsAsync(store.find('functions', { limit: -1 }), { message: /Invalid limit/ });
 });
+
+test('sqlite: a document read again reflects every write since, through this store or another connection', async (t) => {
+  const directory = await temporaryDirectory();
+  const path = join(directory, 'read.db');
+  const api = createSqliteReadStore({ path });
+  const projector = createSqliteReadStore({ path });
+  t.teardown(async () => {
+    await api.close();
+    await projector.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+  await api.put('users', 'u-1', { role: 'Admin' });
+  t.deepEqual(await api.get('users', 'u-1'), { role: 'Admin' });
+  await projector.put('users', 'u-1', { role: 'Viewer' });
+  t.deepEqual(await api.get('users', 'u-1'), { role: 'Viewer' }, 'a commit by another connection');
+  await projector.delete('users', 'u-1');
+  t.is(await api.get('users', 'u-1'), null);
+
+  await api.put('functions', 'f', { status: 'Active' });
+  t.deepEqual(await api.get('functions', 'f'), { status: 'Active' });
+  await api.putMany?.([{ collection: 'functions', id: 'f', document: { status: 'Deleted' } }]);
+  t.deepEqual(await api.get('functions', 'f'), { status: 'Deleted' }, 'putMany through this store');
+  await api.dropCollection('functions');
+  t.is(await api.get('functions', 'f'), null);
+  await api.put('functions', 'f', { status: 'Active' });
+  t.deepEqual(await api.get('functions', 'f'), { status: 'Active' });
+  await api.dropAll();
+  t.is(await api.get('functions', 'f'), null);
+
+  await api.put('versions', 'v', { environment: { A: '1' } });
+  const read = await api.get('versions', 'v');
+  (read?.environment as Record<string, string>).A = 'changed by a caller';
+  t.deepEqual(await api.get('versions', 'v'), { environment: { A: '1' } }, 'every read is a copy of its own');
+});
