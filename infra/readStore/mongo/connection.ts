@@ -3,9 +3,9 @@ import {
   MongoError,
   MongoNetworkError,
   MongoNotConnectedError,
-  MongoServerError,
   MongoOperationTimeoutError,
   MongoServerClosedError,
+  MongoServerError,
   MongoSystemError,
   MongoTopologyClosedError,
 } from 'mongodb';
@@ -37,7 +37,12 @@ const unavailableCodes = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435,
 // exported by the driver; its name says it.
 const poolErrors = new Set(['MongoPoolClosedError', 'MongoPoolClearedError']);
 
+// Socket errors the driver lets through unwrapped: a command written to a socket the server has just closed
+// fails with the bare EPIPE of `Socket.write` (seen when the server is killed under load).
+const socketErrorCodes = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN']);
+
 const isUnavailable = (error: unknown): boolean =>
+  socketErrorCodes.has((error as NodeJS.ErrnoException | null)?.code as string) ||
   error instanceof MongoNetworkError ||
   // Server selection failures and other "no usable server" states.
   error instanceof MongoSystemError ||
