@@ -1,17 +1,18 @@
-// Control-plane latency over HTTP against a platform started in this process, plus the event store's
+// Control-plane latency over HTTP against a platform started in a process of its own (bench/controlServer.ts),
+// plus the event store's
 // durable append rate. `npm run bench:control [-- --functions 1000]`; `-- --only publish [--functions 300]`
 // creates, publishes and reads back only (no append rates, lists or rebuild), for quick before/after runs.
+import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { zipSync } from 'fflate';
-import { loadConfig } from '../infra/config.ts';
 import { createSqliteEventStore } from '../infra/eventStore/sqlite/index.ts';
-import { silentLogger } from '../infra/logger.ts';
-import { startPlatform } from '../infra/platform.ts';
 import { type AppendRate, measureAppendRate } from './eventStoreAppend.ts';
 import { percentile } from './stats.ts';
 
@@ -78,15 +79,20 @@ const appendRate = async (concurrency: number, appends: number): Promise<AppendR
 const appendRates = PUBLISH_ONLY ? [] : [await appendRate(1, 2_000), await appendRate(64, 20_000)];
 
 const directory = await mkdtemp(join(tmpdir(), 'strata-bench-control-'));
-const platform = await startPlatform(
-  loadConfig({ PORT: '0', HOST: '127.0.0.1', STRATA_DATA_DIR: join(directory, 'data'), STRATA_RATE_LIMITS: 'off' }),
-  silentLogger(),
-  { runners: 0 },
+const server = spawn(
+  process.execPath,
+  [fileURLToPath(new URL('./controlServer.ts', import.meta.url)), join(directory, 'data')],
+  { stdio: ['pipe', 'pipe', 'inherit'] },
 );
-// Bodies are built between batches: the connection must outlive those pauses, or a request may meet a
-// socket the server is just closing.
-platform.server.keepAliveTimeout = 10 * 60_000;
-const { hostname, port } = new URL(platform.url);
+const serverLines = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
+/** The server's next line of JSON on stdout. */
+const fromServer = async <T>(): Promise<T> => {
+  const next = await serverLines.next();
+  if (next.done === true) throw new Error('bench:control: the server exited');
+  return JSON.parse(next.value) as T;
+};
+const { url } = await fromServer<{ url: string }>();
+const { hostname, port } = new URL(url);
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 
 const send = (
@@ -240,13 +246,14 @@ try {
     await measureLists(token, samples.listLastSmallPageFull, SMALL - LIMIT);
     await measureLists(token, samples.listDeep, FUNCTIONS - LIMIT);
 
-    const rebuildStarted = performance.now();
-    await platform.projector.rebuild();
-    rebuildSeconds = (performance.now() - rebuildStarted) / 1000;
+    server.stdin.write('rebuild\n');
+    ({ rebuildSeconds } = await fromServer<{ rebuildSeconds: number }>());
   }
 } finally {
   agent.destroy();
-  await platform.close();
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  server.stdin.end('close\n');
+  await exited;
   await rm(directory, { recursive: true, force: true });
 }
 
