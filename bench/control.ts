@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { zipSync } from 'fflate';
 import { createSqliteEventStore } from '../infra/eventStore/sqlite/index.ts';
 import { type AppendRate, measureAppendRate } from './eventStoreAppend.ts';
-import { percentile } from './stats.ts';
+import { percentile, table } from './stats.ts';
 
 const { values } = parseArgs({
   options: { functions: { type: 'string' }, only: { type: 'string' } },
@@ -259,15 +259,6 @@ try {
 
 const count = (n: number) => n.toLocaleString('en-US');
 const ms = (value: number) => value.toFixed(2);
-
-/** A markdown table, numbers right-aligned. */
-const table = (rows: readonly (readonly string[])[]): string => {
-  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
-  const line = (row: readonly string[]) =>
-    `| ${row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((width, column) => `${'-'.repeat(width + 1)}${column === 0 ? '-' : ':'}`).join('|')}|`;
-  return [line(rows[0] ?? []), rule, ...rows.slice(1).map(line)].join('\n');
-};
 
 const latency = (label: string, from: Samples): string[] => {
   const { count: n, p50, p99 } = from.summary();

@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { strToU8, zipSync } from 'fflate';
-import { percentile } from './stats.ts';
+import { percentile, table } from './stats.ts';
 
 const BENCH = fileURLToPath(import.meta.url);
 const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
@@ -548,15 +548,6 @@ const measureColdStarts = async (client: Client, spec: ColdStartSpec) => {
 
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (value: number) => value.toFixed(2);
-
-/** A markdown table, numbers right-aligned. */
-const table = (rows: readonly (readonly string[])[]): string => {
-  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
-  const line = (row: readonly string[]) =>
-    `| ${row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((width, column) => `${'-'.repeat(width + 1)}${column === 0 ? '-' : ':'}`).join('|')}|`;
-  return [line(rows[0] ?? []), rule, ...rows.slice(1).map(line)].join('\n');
-};
 
 const met = (ok: boolean) => (ok ? 'met' : 'NOT MET');
 const cpuText = (cpuUs: readonly number[]) => cpuUs.map((us) => count(us)).join(' + ');

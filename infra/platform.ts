@@ -1,9 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type Koa from 'koa';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type Koa from 'koa';
 import { createApp } from '../api/app.ts';
 import { createAuthenticate, createTokens } from '../api/auth.ts';
 import { createRateLimiter } from '../api/middleware/rateLimit.ts';
@@ -19,11 +19,10 @@ import { createFunctionCommands, type FunctionCommands } from '../commands/funct
 import { createInvocationDispatcher } from '../commands/invocations.ts';
 import { createPurger } from '../commands/purger.ts';
 import { createUserCommands, type UserCommands } from '../commands/users.ts';
-import { errorOf } from '../domain/shared/errors.ts';
 import { type InvocationResult, type RunnerHeartbeat, TOPICS } from '../domain/invocation/messages.ts';
 import type { Clock, CodeStore, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
+import { errorOf } from '../domain/shared/errors.ts';
 import { createInvocationRecorder, INVOCATION_INDEXES, invocationTotals } from '../projections/invocations.ts';
-import { RUNNERS_COLLECTION, recordHeartbeat } from '../projections/runners.ts';
 import {
   type CheckpointWatcher,
   createCheckpointWatcher,
@@ -31,16 +30,17 @@ import {
   type Projector,
 } from '../projections/projector.ts';
 import { READ_MODELS } from '../projections/readModels.ts';
+import { RUNNERS_COLLECTION, recordHeartbeat } from '../projections/runners.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
+import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { inspectZip } from './codePackage/inspect.ts';
 import { type Config, runnerEnvironment } from './config.ts';
 import type { Logger } from './logger.ts';
-import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { busSocketPath } from './paths.ts';
 import { checkRoleConfiguration, type Role } from './roles.ts';
-import { openCodeStore, openEventStore, openKafkaBus, openReadStore } from './stores.ts';
 import { startRunner } from './runner.ts';
+import { openCodeStore, openEventStore, openKafkaBus, openReadStore } from './stores.ts';
 import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
 import { randomIds, systemClock } from './system.ts';
 import { startTelemetry } from './telemetry/index.ts';
@@ -101,6 +101,8 @@ interface Core {
   readonly nodeId: string;
   /** A bounded probe of the bus for /health (Kafka's metadata; the embedded broker is this process). */
   checkBus(): Promise<void>;
+  /** This node's projector, on the roles that project (`all`, `projector`); not started yet. */
+  readonly projector: Projector | undefined;
   /** Commands resolve once their events are in the read models: this node's projector or the shared one. */
   awaitProjection(position: bigint): Promise<void>;
   close(): Promise<void>;
@@ -111,8 +113,7 @@ const openCore = async (
   config: Config,
   logger: Logger,
   dependencies: PlatformDependencies,
-  awaitProjection: (core: Omit<Core, 'awaitProjection' | 'close'>) => (position: bigint) => Promise<void>,
-): Promise<Core & { readonly broker: EmbeddedBroker | undefined }> => {
+): Promise<Core> => {
   const clock = dependencies.clock ?? systemClock;
   const ids = dependencies.ids ?? randomIds;
   const nodeId = config.nodeId ?? `${role === 'all' ? 'api' : role}-${hostname()}-${process.pid}`;
@@ -132,7 +133,21 @@ const openCore = async (
         })
       : undefined;
   const bus = external ?? (broker as EmbeddedBroker).bus;
-  const parts = {
+  const projector =
+    role === 'all' || role === 'projector'
+      ? createProjector({
+          eventStore,
+          readStore,
+          projections: READ_MODELS,
+          onError: (error) => logger.error({ err: error }, 'projection stopped'),
+          onOutage: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'read models wait for the store'),
+        })
+      : undefined;
+  // Nodes that do not project wait for the projector's checkpoint in the shared read store.
+  const watcher =
+    projector === undefined ? createCheckpointWatcher({ readStore, projections: READ_MODELS }) : undefined;
+  const progress: Pick<Projector, 'waitFor'> = projector ?? (watcher as CheckpointWatcher);
+  return {
     clock,
     ids,
     eventStore,
@@ -141,12 +156,10 @@ const openCore = async (
     bus,
     nodeId,
     checkBus: () => kafka?.check() ?? Promise.resolve(),
-  };
-  return {
-    ...parts,
-    broker,
-    awaitProjection: awaitProjection(parts),
+    projector,
+    awaitProjection: (position) => progress.waitFor(position),
     async close() {
+      watcher?.stop();
       await (broker ?? bus).close();
       await eventStore.close();
       await readStore.close();
@@ -372,19 +385,9 @@ export const startPlatform = async (
   dependencies: PlatformDependencies = {},
 ): Promise<Platform> => {
   const telemetry = startTelemetry('strata-api');
-  let projector: Projector | undefined;
-  const core = await openCore('all', config, logger, dependencies, (parts) => {
-    projector = createProjector({
-      eventStore: parts.eventStore,
-      readStore: parts.readStore,
-      projections: READ_MODELS,
-      onError: (error) => logger.error({ err: error }, 'projection stopped'),
-      onOutage: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'read models wait for the store'),
-    });
-    const own = projector;
-    return (position) => own.waitFor(position);
-  });
-  const projection = await startProjectionWork(core, config, logger, projector as Projector);
+  const core = await openCore('all', config, logger, dependencies);
+  const projector = core.projector as Projector;
+  const projection = await startProjectionWork(core, config, logger, projector);
   const commands = commandsOf(core, config);
   await bootstrapAdmin(core, config, logger, commands.users);
 
@@ -415,7 +418,7 @@ export const startPlatform = async (
     app: http.app,
     eventStore: core.eventStore,
     readStore: core.readStore,
-    projector: projector as Projector,
+    projector,
     bus: core.bus,
     runnerPids: () => supervised.map((child) => child.pid()).filter((pid): pid is number => pid !== undefined),
     url: http.url,
@@ -443,26 +446,11 @@ export const startNode = async (role: Role, config: Config, logger: Logger): Pro
   }
   checkRoleConfiguration(role, config);
   const telemetry = startTelemetry(`strata-${role}`);
-  let watcher: CheckpointWatcher | undefined;
-  let projector: Projector | undefined;
-  const core = await openCore(role, config, logger, {}, (parts) => {
-    if (role === 'projector') {
-      projector = createProjector({
-        eventStore: parts.eventStore,
-        readStore: parts.readStore,
-        projections: READ_MODELS,
-        onError: (error) => logger.error({ err: error }, 'projection stopped'),
-        onOutage: (error, retryInMs) => logger.warn({ err: error, retryInMs }, 'read models wait for the store'),
-      });
-      const own = projector;
-      return (position) => own.waitFor(position);
-    }
-    watcher = createCheckpointWatcher({ readStore: parts.readStore, projections: READ_MODELS });
-    const shared = watcher;
-    return (position) => shared.waitFor(position);
-  });
+  const core = await openCore(role, config, logger, {});
   const closers: Array<() => unknown> = [];
-  if (projector !== undefined) closers.push((await startProjectionWork(core, config, logger, projector)).close);
+  if (core.projector !== undefined) {
+    closers.push((await startProjectionWork(core, config, logger, core.projector)).close);
+  }
   if (role === 'scheduler')
     closers.push(startScheduledJobs(core, config, logger, commandsOf(core, config).functions).close);
   let url: string | undefined;
@@ -484,7 +472,6 @@ export const startNode = async (role: Role, config: Config, logger: Logger): Pro
     url,
     async close() {
       for (const close of closers.reverse()) await close();
-      watcher?.stop();
       await telemetry.shutdown();
       await core.close();
     },
