@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import type { CodeStore, EventStore, ReadStore } from '../domain/ports.ts';
+import { INVOCATION_COLLECTIONS } from '../projections/invocations.ts';
+import { RUNNERS_COLLECTION } from '../projections/runners.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
 import { createGridFsCodeStore } from './codeStore/gridfs/index.ts';
 import type { Config } from './config.ts';
@@ -8,7 +10,8 @@ import { createEsdbEventStore } from './eventStore/esdb/index.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
 import { createMongoReadStore } from './readStore/mongo/index.ts';
-import { createSqliteReadStore } from './readStore/sqlite/index.ts';
+import { createPartitionedReadStore } from './readStore/partitioned.ts';
+import { createSqliteReadStore, moveCollections } from './readStore/sqlite/index.ts';
 
 /**
  * The event log: EventStoreDB where STRATA_EVENTSTORE_URL is set, else SQLite in the data directory
@@ -33,11 +36,26 @@ const connected = async <T extends { connect(): Promise<void> }>(store: T): Prom
   return store;
 };
 
-/** The read models: MongoDB where STRATA_MONGODB_URL is set, else SQLite in the data directory. */
-export const openReadStore = (config: Config, logger: Logger): Promise<ReadStore> =>
-  config.mongoUrl === undefined
-    ? Promise.resolve(createSqliteReadStore({ path: join(config.dataDir, 'read-models.db') }))
-    : createMongoReadStore({ url: config.mongoUrl, logger });
+/** What invocations write (records, logs, metrics, totals) and runner heartbeats. */
+const INVOCATION_DATA: ReadonlySet<string> = new Set([...Object.values(INVOCATION_COLLECTIONS), RUNNERS_COLLECTION]);
+
+/**
+ * The read models: MongoDB where STRATA_MONGODB_URL is set, else SQLite in the data directory, in two files:
+ * read-models.db for users, functions, versions and aliases, invocations.db for what invocations write, so a
+ * process's cache of the first is not dropped by every invocation another process records.
+ */
+export const openReadStore = async (config: Config, logger: Logger): Promise<ReadStore> => {
+  if (config.mongoUrl !== undefined) return createMongoReadStore({ url: config.mongoUrl, logger });
+  const mainPath = join(config.dataDir, 'read-models.db');
+  const sidePath = join(config.dataDir, 'invocations.db');
+  const moved = moveCollections(mainPath, sidePath, [...INVOCATION_DATA]);
+  if (moved > 0) logger.info({ moved }, 'invocation data moved to invocations.db');
+  return createPartitionedReadStore(
+    createSqliteReadStore({ path: mainPath }),
+    createSqliteReadStore({ path: sidePath }),
+    INVOCATION_DATA,
+  );
+};
 
 /** Code packages: GridFS where STRATA_MONGODB_URL is set, else files in the data directory. */
 export const openCodeStore = (config: Config): CodeStore & { close?: () => Promise<void> } =>

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Document, FindQuery, FindResult, ReadStore, Scalar } from '../../../domain/ports.ts';
@@ -220,4 +220,46 @@ export const createSqliteReadStore = (options: SqliteReadStoreOptions): ReadStor
       if (db.isOpen) db.close();
     },
   };
+};
+
+/**
+ * Moves the documents of `collections` from the read store file `fromPath` into the one at `toPath` (a data
+ * directory from before invocation data had a file of its own). One transaction over both files: a second
+ * process starting at the same time waits, then finds nothing left to move. Each file commits atomically but
+ * not both together, so a crash in between leaves a copy in both, which the next start moves again, keeping
+ * the copy already moved. Returns how many documents moved.
+ */
+export const moveCollections = (fromPath: string, toPath: string, collections: readonly string[]): number => {
+  if (!existsSync(fromPath)) return 0;
+  for (const collection of collections) checkCollection(collection);
+  const db = new DatabaseSync(fromPath);
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'documents'").get();
+    if (hasTable === undefined) return 0;
+    const names = collections.map((collection) => `'${collection}'`).join(', ');
+    const pending = db.prepare(`SELECT 1 FROM documents WHERE collection IN (${names}) LIMIT 1`).get();
+    if (pending === undefined) return 0;
+    db.prepare('ATTACH DATABASE ? AS target').run(toPath);
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS target.documents (
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (collection, id)
+      );
+      BEGIN IMMEDIATE;
+    `);
+    try {
+      db.exec(`INSERT OR IGNORE INTO target.documents SELECT * FROM main.documents WHERE collection IN (${names})`);
+      const { changes } = db.prepare(`DELETE FROM main.documents WHERE collection IN (${names})`).run();
+      db.exec('COMMIT');
+      return Number(changes);
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  } finally {
+    db.close();
+  }
 };
