@@ -55,7 +55,10 @@ test('sqlite: rejects collection names and field paths it cannot splice into SQL
   await t.throwsAsync(store.find('functions', { limit: -1 }), { message: /Invalid limit/ });
 });
 
-test('sqlite: a document read again reflects every write since, through this store or another connection', async (t) => {
+/** Another connection's commits are looked for once per turn of the event loop. */
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+test('sqlite: a document read again reflects every write since, through this store, or another connection from the next turn', async (t) => {
   const directory = await temporaryDirectory();
   const path = join(directory, 'read.db');
   const api = createSqliteReadStore({ path });
@@ -68,8 +71,10 @@ test('sqlite: a document read again reflects every write since, through this sto
   await api.put('users', 'u-1', { role: 'Admin' });
   t.deepEqual(await api.get('users', 'u-1'), { role: 'Admin' });
   await projector.put('users', 'u-1', { role: 'Viewer' });
+  await nextTurn();
   t.deepEqual(await api.get('users', 'u-1'), { role: 'Viewer' }, 'a commit by another connection');
   await projector.delete('users', 'u-1');
+  await nextTurn();
   t.is(await api.get('users', 'u-1'), null);
 
   await api.put('functions', 'f', { status: 'Active' });
