@@ -51,10 +51,12 @@ const WATCHDOG_SWEEP_MS = 50;
  */
 const HERE_SLICE_MS = 20;
 /**
- * A call on this thread that takes more CPU than this sends later calls of the same code to the pool's threads,
- * as does one cut at the slice after half of it in CPU.
+ * Code whose calls take more CPU than this on average (a moving average, so one slow first call or garbage
+ * collection does not count) has its calls sent to the pool's threads, as has code cut at the slice after half
+ * of it in CPU; it comes back once its average falls under a quarter of this.
  */
 const HERE_CALL_MAX_MS = 2;
+const CPU_AVERAGE_WEIGHT = 0.2;
 
 // The runtime lives in a V8 snapshot, warmed so its functions are compiled already: a new isolate gets it
 // without parsing. The snapshot's global only holds the bootstrap, which each container removes before any
@@ -88,8 +90,10 @@ const snapshotWarmup = `{
 }`;
 
 interface PreparedCode {
-  /** Set once a call of this code ran long on the runner's thread: its calls go to isolated-vm's threads. */
+  /** Whether its calls go to isolated-vm's threads (see HERE_CALL_MAX_MS). */
   threaded: boolean;
+  /** Moving average of its calls' CPU time, ms. */
+  cpuMs: number;
   readonly sources: Map<string, string>;
   /** The sources, serialised once and copied into each new isolate. */
   readonly sourcesCopy: ivm.ExternalCopy<Map<string, string>>;
@@ -99,6 +103,13 @@ interface PreparedCode {
 type GuestMethod = 'loadCommonJs' | 'detectFormat' | 'adoptModule' | 'invoke' | 'poll' | 'runTimers' | 'salvage';
 type GuestFunction = (...args: unknown[]) => unknown;
 type Breach = 'timeout' | 'outOfMemory' | 'disposed' | 'platform';
+
+/** Counts one call's CPU time towards where the code's calls run. */
+const noteCpu = (code: PreparedCode, ms: number): void => {
+  code.cpuMs += (ms - code.cpuMs) * CPU_AVERAGE_WEIGHT;
+  if (code.cpuMs > HERE_CALL_MAX_MS) code.threaded = true;
+  else if (code.cpuMs < HERE_CALL_MAX_MS / 4) code.threaded = false;
+};
 
 /** A call on the runner's thread outran its slice (not its deadline): the invocation must run again. */
 class SliceExceeded extends Error {}
@@ -213,7 +224,13 @@ const prepareCode = async (bytes: Uint8Array, limits: ArchiveLimits | undefined)
   const decoder = new TextDecoder();
   const sources = new Map<string, string>();
   for (const [path, content] of files) if (loadableFile.test(path)) sources.set(path, decoder.decode(content));
-  return { threaded: false, sources, sourcesCopy: new ivm.ExternalCopy(sources), resolver: createResolver(sources) };
+  return {
+    threaded: false,
+    cpuMs: 0,
+    sources,
+    sourcesCopy: new ivm.ExternalCopy(sources),
+    resolver: createResolver(sources),
+  };
 };
 
 export const createIsolateDriver = (options: IsolateDriverOptions = {}): RuntimeDriver => {
@@ -353,12 +370,14 @@ export const createIsolateDriver = (options: IsolateDriverOptions = {}): Runtime
     const call = async (name: GuestMethod, args: ivm.Transferable[], deadline: number): Promise<GuestStatus> => {
       const timeout = Math.ceil(deadline - Date.now());
       if (timeout <= 0) throw new BreachError('timeout', 'the deadline passed');
+      const cpuBefore = isolate.cpuTime;
       let raw: unknown;
       try {
         raw = await methods[name].apply(undefined, args, { timeout, result: { copy: true } });
       } catch (error) {
         throw breachOf(error);
       }
+      noteCpu(code, Number(isolate.cpuTime - cpuBefore) / 1e6);
       return readStatus(raw);
     };
     /** The same call on this thread, cut at the slice: see HERE_SLICE_MS. */
@@ -375,12 +394,16 @@ export const createIsolateDriver = (options: IsolateDriverOptions = {}): Runtime
       } catch (error) {
         const breach = breachOf(error);
         if (breach.breach === 'timeout' && slice < remaining) {
-          if (cpuMs() >= slice / 2) code.threaded = true;
+          const used = cpuMs();
+          if (used >= slice / 2) {
+            code.threaded = true;
+            code.cpuMs = Math.max(code.cpuMs, used);
+          }
           throw new SliceExceeded();
         }
         throw breach;
       }
-      if (cpuMs() > HERE_CALL_MAX_MS) code.threaded = true;
+      noteCpu(code, cpuMs());
       return readStatus(raw);
     };
     /** A call on this thread while the code has run quick there, else on isolated-vm's threads. */
