@@ -66,8 +66,14 @@ test.serial('the reference example answers a sync invoke with its result, and it
   );
   t.is(logs.status, 200);
   const lines = logs.body.logs.map((line) => `${line.level} ${line.message}`);
-  t.true(lines.some((line) => line.includes('Processing image https://example.com/photo.jpg')), lines.join('\n'));
-  t.true(lines.some((line) => line.startsWith('INFO') && line.includes('Image resized successfully')), lines.join('\n'));
+  t.true(
+    lines.some((line) => line.includes('Processing image https://example.com/photo.jpg')),
+    lines.join('\n'),
+  );
+  t.true(
+    lines.some((line) => line.startsWith('INFO') && line.includes('Image resized successfully')),
+    lines.join('\n'),
+  );
 });
 
 test.serial('the reference example runs asynchronously, with its logs', async (t) => {

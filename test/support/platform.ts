@@ -77,7 +77,14 @@ export const startTestPlatform = async (
   dataDir?: string,
 ): Promise<TestPlatform> => {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'strata-test-')));
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STRATA_DATA_DIR: dir, STRATA_RATE_LIMITS: 'off', STRATA_PYTHON_POOL: '0', ...env });
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    STRATA_DATA_DIR: dir,
+    STRATA_RATE_LIMITS: 'off',
+    STRATA_PYTHON_POOL: '0',
+    ...env,
+  });
   // Control-plane tests run no runner unless they ask for one.
   const platform = await startPlatform(config, silentLogger(), { runners: 0, ...dependencies });
   const anonymous = createClient(platform.url);

@@ -246,7 +246,10 @@ export const createEsdbEventStore = (options: EsdbEventStoreOptions): EsdbEventS
         const actual = last?.revision ?? -1;
         const ok = expected === 'any' || (expected === 'noStream' ? last === undefined : expected === actual);
         if (!ok) {
-          throw new StoreError('WRONG_EXPECTED_REVISION', `stream "${streamId}": expected ${String(expected)}, actual ${actual}`);
+          throw new StoreError(
+            'WRONG_EXPECTED_REVISION',
+            `stream "${streamId}": expected ${String(expected)}, actual ${actual}`,
+          );
         }
         return { nextExpectedRevision: actual, position: last?.position ?? -1n };
       }
