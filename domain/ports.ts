@@ -276,9 +276,19 @@ export interface Consumer {
  * no one declared rejects with `BusError` `UNKNOWN_TOPIC`; an unreachable bus with `UNAVAILABLE`. With
  * `concurrency` above 1 there is no ordering, not even per key.
  */
+export interface PublishOptions {
+  /**
+   * false: resolve once the messages are handed to the bus, without waiting to hear that they are stored (one
+   * message less between processes); the adapter logs a failure. For what a caller has no use to wait on: a
+   * sync reply, the record of a sync result. Adapters may wait anyway (Kafka does). Default true.
+   */
+  readonly confirm?: boolean;
+}
+
 export interface InvocationBus {
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
-  publish(topic: string, messages: readonly BusMessage[]): Promise<void>;
+  /** Resolves when the messages are stored (see PublishOptions.confirm); all of them or none. */
+  publish(topic: string, messages: readonly BusMessage[], options?: PublishOptions): Promise<void>;
   consume(options: ConsumeOptions, handler: (message: DeliveredMessage) => Promise<void>): Promise<Consumer>;
   close(): Promise<void>;
 }

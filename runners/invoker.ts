@@ -191,8 +191,11 @@ export const createInvoker = (options: InvokerOptions) => {
     const headers = traceparent === undefined ? undefined : { traceparent };
     const message = { key: result.functionName, value: JSON.stringify(result), ...(headers ? { headers } : {}) };
     // Both are sent at once: the reply is delivered straight away, the result after the bus log's next commit.
-    const replied = replyTo === undefined ? undefined : options.bus.publish(replyTo, [message]);
-    const recorded = options.bus.publish(TOPICS.results, [message]).then(() => options.onResult?.(result));
+    // A sync caller waits for the reply itself, and the record of its result is the recorder's business: neither
+    // publish is confirmed, so the runner's answer and its acknowledgement of the request go out as one write.
+    const sync = replyTo === undefined ? undefined : { confirm: false };
+    const replied = replyTo === undefined ? undefined : options.bus.publish(replyTo, [message], sync);
+    const recorded = options.bus.publish(TOPICS.results, [message], sync).then(() => options.onResult?.(result));
     if (replied === undefined) {
       await recorded;
       return;

@@ -135,6 +135,21 @@ export function invocationBusContract(test: TestFn, name: string, factory: () =>
     });
   }
 
+  test(`${name}: an unconfirmed publish (from another client too) is delivered like a confirmed one, in order`, async (t) => {
+    const { bus, second } = await open(t);
+    const other = await second();
+    const topic = topicName('unconfirmed');
+    await bus.ensureTopics([{ name: topic, partitions: 1 }]);
+    const consumed = recorder();
+    await bus.consume({ topic, group: 'readers', concurrency: 1 }, consumed.handler);
+    for (const publisher of [bus, other]) {
+      await publisher.publish(topic, [{ key: 'k', value: 'first' }], { confirm: false });
+      await publisher.publish(topic, [{ key: 'k', value: 'second' }]);
+    }
+    await consumed.until(() => consumed.received.length === 4, 'four messages');
+    t.deepEqual(consumed.values(), ['first', 'second', 'first', 'second']);
+  });
+
   test(`${name}: one consumer with concurrency 1 gets messages one at a time, in publishing order`, async (t) => {
     const { bus } = await open(t);
     const topic = topicName('ordered');

@@ -248,9 +248,17 @@ export const connectEmbeddedBus = async (options: EmbeddedBusClientOptions): Pro
       await request((id) => ({ t: 'ensure', id, topics }));
       for (const topic of topics) if (!declared.has(topic.name)) declared.set(topic.name, { ...topic });
     },
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions) {
       ensureOpen();
-      await request((id) => ({ t: 'pub', id, topic, messages }));
+      if (publishOptions?.confirm !== false) {
+        await request((id) => ({ t: 'pub', id, topic, messages }));
+        return;
+      }
+      // Id 0: the broker answers nothing and logs a failure itself.
+      if (connection === undefined || unreachable || stopped) {
+        throw new BusError('UNAVAILABLE', `the bus broker at ${socketPath} is not connected`);
+      }
+      connection.writer.send({ t: 'pub', id: 0, topic, messages });
     },
     async consume(consumeOptions, handler) {
       ensureOpen();

@@ -19,9 +19,11 @@ export const createLocalBus = (
       ensureOpen();
       await core.ensureTopics(topics);
     },
-    async publish(topic, messages) {
+    async publish(topic, messages, publishOptions) {
       ensureOpen();
-      await core.publish(topic, messages);
+      const stored = core.publish(topic, messages);
+      if (publishOptions?.confirm !== false) return stored;
+      stored.catch((error: unknown) => options.logger.warn({ topic, error }, 'an unconfirmed publish failed'));
     },
     async consume(consumeOptions, handler) {
       ensureOpen();

@@ -10,6 +10,7 @@ export type Settlement = 'ack' | 'retry' | 'release';
 export type ClientFrame =
   | { readonly t: 'hello'; readonly clientId: string }
   | { readonly t: 'ensure'; readonly id: number; readonly topics: readonly TopicSpec[] }
+  /** Id 0: unconfirmed, the broker sends no `res`. */
   | { readonly t: 'pub'; readonly id: number; readonly topic: string; readonly messages: readonly BusMessage[] }
   | { readonly t: 'sub'; readonly id: number; readonly c: number; readonly options: ConsumeOptions }
   | { readonly t: 'unsub'; readonly id: number; readonly c: number }

@@ -120,7 +120,11 @@ const serveConnection = (core: BrokerCore, socket: Socket, logger: BusLogger) =>
         subscriptions.get(frame.c)?.pause();
         return;
       case 'pub':
-        answer(frame.id, core.publish(frame.topic, frame.messages));
+        if (frame.id === 0) {
+          core.publish(frame.topic, frame.messages).catch((error: unknown) => {
+            logger.warn({ clientId, topic: frame.topic, error }, 'an unconfirmed publish failed');
+          });
+        } else answer(frame.id, core.publish(frame.topic, frame.messages));
         return;
       case 'ensure':
         answer(frame.id, core.ensureTopics(frame.topics));
