@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,15 @@ codeStoreContract(test, 'files', async () => {
   const directory = await temporaryDirectory();
   return {
     store: createFileCodeStore({ directory }),
+    copies: (sha256) => countFiles(directory, sha256),
+    cleanup: () => rm(directory, { recursive: true, force: true }),
+  };
+});
+
+codeStoreContract(test, 'files (buffered writes)', async () => {
+  const directory = await temporaryDirectory();
+  return {
+    store: createFileCodeStore({ directory, directWrites: false }),
     copies: (sha256) => countFiles(directory, sha256),
     cleanup: () => rm(directory, { recursive: true, force: true }),
   };
@@ -62,4 +71,27 @@ test('files: uploads leave no temporary files, whether committed, discarded or a
   }
   const files = await readdir(join(directory, 'sha256'), { recursive: true });
   t.deepEqual(files.sort(), [sha256.slice(0, 2), join(sha256.slice(0, 2), `${sha256}.zip`)]);
+});
+
+test('files: packages of every size around the block and scratch sizes are stored byte for byte', async (t) => {
+  const { directory, store } = await setup(t);
+  const mib = 1024 * 1024;
+  for (const size of [1, 511, 4095, 4096, 4097, mib - 1, mib, mib + 1, 2 * mib + 4096, 2.5 * mib + 7]) {
+    const payload = new Uint8Array(randomBytes(size));
+    const hash = createHash('sha256').update(payload).digest('hex');
+    const upload = store.upload();
+    for (let offset = 0; offset < size; offset += 65_536) upload.write(payload.subarray(offset, offset + 65_536));
+    const uploaded = await upload.commit();
+    t.is(uploaded.sha256, hash, `upload of ${size}`);
+    t.is(uploaded.size, size);
+    t.deepEqual(new Uint8Array(await readFile(fileURLToPath(uploaded.location))), payload, `upload of ${size}`);
+    const copy = new Uint8Array(randomBytes(size));
+    const put = await store.put(copy);
+    t.deepEqual(await store.get(put.sha256), copy, `put of ${size}`);
+  }
+  const names = await readdir(join(directory, 'sha256'), { recursive: true });
+  t.deepEqual(
+    names.filter((name) => name.endsWith('.tmp')),
+    [],
+  );
 });
