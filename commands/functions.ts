@@ -86,10 +86,13 @@ export const createFunctionCommands = (options: FunctionCommandsOptions) => {
     uploadCode: (): CodeUpload => codeStore.upload(),
 
     /**
-     * Inspects the ZIP without inflating it, stores it by content (durably, before the event is appended),
-     * then publishes; returns the version number. An upload is committed, or discarded on failure.
+     * Inspects the ZIP without inflating it while it is written to the code store, then stores it by content
+     * (durably, before the event is appended) and publishes; returns the version number. The upload, given
+     * or started here, is committed only when the package passed inspection, and discarded otherwise.
      */
     publishVersion: async (name: string, input: PublishVersionInput, metadata: CommandMetadata): Promise<number> => {
+      const upload = input.upload ?? codeStore.upload();
+      if (input.upload === undefined) upload.write(input.code);
       try {
         const inspection = await inspectCodePackage(input.code);
         if (!inspection.ok) {
@@ -99,7 +102,7 @@ export const createFunctionCommands = (options: FunctionCommandsOptions) => {
             ]),
           );
         }
-        const stored = await (input.upload === undefined ? codeStore.put(input.code) : input.upload.commit());
+        const stored = await upload.commit();
         const result = await run(
           {
             type: 'PublishFunctionVersion',
@@ -114,7 +117,7 @@ export const createFunctionCommands = (options: FunctionCommandsOptions) => {
         if (published === undefined) throw new Error('Publishing decided no version');
         return published.data.version;
       } finally {
-        await input.upload?.discard();
+        await upload.discard();
       }
     },
 

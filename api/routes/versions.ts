@@ -7,7 +7,7 @@ import { readRawBody } from '../middleware/body.ts';
 import { versionDetail, versionList, versionPublished } from '../responses.ts';
 import { pageQuery, publishVersionBody, publishVersionQuery } from '../schemas.ts';
 import { activeFunction, documentOr404, documents, param, parseVersion } from './common.ts';
-import { codeBytes, MAX_CODE_BYTES, parseVersionBody, VERSION_BODY_LIMIT } from './versionBody.ts';
+import { codeBytes, codeUpload, MAX_CODE_BYTES, VERSION_BODY_LIMIT, versionBodyReader } from './versionBody.ts';
 
 interface VersionFields {
   readonly description?: string;
@@ -42,7 +42,7 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
       rateLimit: 20,
       body: publishVersionBody,
       bodyLimit: VERSION_BODY_LIMIT,
-      parseBody: parseVersionBody,
+      parseBody: versionBodyReader(() => functions.uploadCode()),
       rawBody: {
         mediaType: 'application/zip',
         limit: MAX_CODE_BYTES,
@@ -92,7 +92,8 @@ export const versionEndpoints = ({ readStore, functions, invocationCount }: Vers
             );
           }
           const json = body as VersionFields & { readonly code: string };
-          input = { code: codeBytes(json), ...fieldsOf(json) };
+          const upload = codeUpload(json);
+          input = { code: codeBytes(json), ...(upload === undefined ? {} : { upload }), ...fieldsOf(json) };
         }
         const version = await functions.publishVersion(name, input, metadata);
         const doc = await load(name, version);

@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { codeBytes, decodeCode, parseVersionBody } from '../../api/routes/versionBody.ts';
+import {
+  codeBytes,
+  codeUpload,
+  decodeCode,
+  parseVersionBody,
+  versionBodyReader,
+} from '../../api/routes/versionBody.ts';
+import type { CodeUpload } from '../../domain/ports.ts';
 
 const jsonParse = (bytes: Buffer): unknown => {
   const text = new TextDecoder().decode(bytes);
@@ -119,5 +126,142 @@ test('code must be strict base64', (t) => {
   ]) {
     const error = t.throws(() => decodeCode(code), undefined, JSON.stringify(code)) as { code?: string };
     t.is(error.code, 'INVALID_CODE_PACKAGE', JSON.stringify(code));
+  }
+});
+
+/** The outcome of reading `text` in pieces of `piece` bytes, with the Content-Length given or not. */
+const readInPieces = (text: string, piece: number, withLength: boolean) => {
+  const bytes = Buffer.from(text);
+  const parser = versionBodyReader();
+  if (typeof parser === 'function') throw new Error('not a reader');
+  const reader = parser.begin(withLength ? bytes.byteLength : undefined);
+  for (let offset = 0; offset < bytes.byteLength; offset += piece) {
+    // A copy, as the socket hands over pieces of their own.
+    reader.write(Buffer.from(bytes.subarray(offset, offset + piece)));
+  }
+  try {
+    return { value: reader.end() };
+  } catch (error) {
+    return { error: (error as Error).message };
+  }
+};
+
+/** What a user can tell from a parsed body: its members but `code`, and the ZIP `code` decodes to (or why not). */
+const observed = (outcome: { value?: unknown; error?: string }) => {
+  if (outcome.error !== undefined || typeof outcome.value !== 'object' || outcome.value === null) return outcome;
+  const { code, ...others } = outcome.value as { code?: unknown };
+  if (typeof code !== 'string') return { value: outcome.value };
+  try {
+    return { others, zip: Buffer.from(codeBytes(outcome.value as { code: string })).toString('hex') };
+  } catch (error) {
+    return { others, codeError: (error as Error).message };
+  }
+};
+
+test('a publish body read in pieces gives what JSON.parse gives, and the same ZIP or error for code', (t) => {
+  const long = randomBytes(70_000).toString('base64');
+  const bodies = [
+    ...BODIES,
+    `{"code":"${long}"}`,
+    `{"description":"d","code":"${long}","environment":{"A":"1"}}`,
+    `{"code":"${long}","code":"QUJD"}`,
+    `{"code":"${long.slice(0, 1000)}=${long.slice(1001)}"}`,
+    `{"code":"${long.slice(0, 1000)} ${long.slice(1001)}"}`,
+    `{"code":"${long}"}}`,
+    `{"code":"${long}",}`,
+    `{"environment":{"code":"QUJD"},"code":"${long}"}`,
+  ];
+  for (const text of bodies) {
+    const expected = observed(outcome(jsonParse, text));
+    for (const piece of [1, 2, 3, 5, 7, 64, 4096, 65_536, 1 << 20]) {
+      for (const withLength of [true, false]) {
+        t.deepEqual(observed(readInPieces(text, piece, withLength)), expected, `${text.slice(0, 60)} in ${piece}`);
+      }
+    }
+  }
+});
+
+test('generated bodies read in pieces give what JSON.parse gives', (t) => {
+  const tokens = [
+    '{',
+    '}',
+    '[',
+    ']',
+    ',',
+    ':',
+    ' ',
+    '"code"',
+    '"x"',
+    `"${CODE}"`,
+    '"QUJD"',
+    '"QQ=="',
+    '"\\""',
+    '1',
+    'null',
+  ];
+  let seed = 11;
+  const next = (below: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % below;
+  };
+  for (let sample = 0; sample < 3000; sample += 1) {
+    const text = Array.from({ length: next(10) }, () => tokens[next(tokens.length)]).join('');
+    const body = next(2) === 0 ? text : `{"code":${tokens[next(tokens.length)]},${text}`;
+    const piece = 1 + next(600);
+    t.deepEqual(
+      observed(readInPieces(body, piece, next(2) === 0)),
+      observed(outcome(jsonParse, body)),
+      body.slice(0, 80),
+    );
+  }
+});
+
+test('the code of a body read in pieces is decoded as it arrives, its text not kept', (t) => {
+  const zip = randomBytes(100_000);
+  const { value } = readInPieces(`{"description":"d","code":"${zip.toString('base64')}"}`, 65_536, true);
+  t.deepEqual(value, { description: 'd', code: '' });
+  t.deepEqual(Buffer.from(codeBytes(value as { code: string })), zip);
+});
+
+/** An upload that keeps what it is sent, and whether it was discarded. */
+const fakeUpload = () => {
+  const chunks: Buffer[] = [];
+  let discarded = false;
+  const upload: CodeUpload = {
+    write: (chunk) => void chunks.push(Buffer.from(chunk)),
+    commit: () => Promise.reject(new Error('not here')),
+    discard: async () => {
+      discarded = true;
+    },
+  };
+  return { upload, bytes: () => Buffer.concat(chunks), discarded: () => discarded };
+};
+
+test('the decoded code goes to an upload as it arrives; a body read whole discards it', (t) => {
+  const zip = randomBytes(200_000);
+  const text = `{"code":"${zip.toString('base64')}","description":"d"}`;
+  for (const [body, streamed] of [
+    [text, true],
+    [`{"code":"${zip.toString('base64')}","code":"QUJD"}`, false],
+    [`{"code":"${zip.toString('base64')} "}`, false],
+  ] as const) {
+    const fake = fakeUpload();
+    const parser = versionBodyReader(() => fake.upload);
+    if (typeof parser === 'function') throw new Error('not a reader');
+    const reader = parser.begin(undefined);
+    const bytes = Buffer.from(body);
+    for (let offset = 0; offset < bytes.byteLength; offset += 65_536)
+      reader.write(bytes.subarray(offset, offset + 65_536));
+    const value = reader.end() as { code: string };
+    if (streamed) {
+      t.deepEqual(fake.bytes(), zip);
+      t.is(codeUpload(value), fake.upload);
+      t.false(fake.discarded());
+    } else {
+      t.is(codeUpload(value), undefined);
+      t.true(fake.discarded(), body.slice(-20));
+    }
+    reader.close?.();
+    t.true(fake.discarded());
   }
 });
