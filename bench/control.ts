@@ -2,6 +2,8 @@
 // plus the event store's
 // durable append rate. `npm run bench:control [-- --functions 1000]`; `-- --only publish [--functions 300]`
 // creates, publishes and reads back only (no append rates, lists or rebuild), for quick before/after runs.
+// BENCH_SERVER_FLAGS adds Node flags to the server's command line, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+// or "--trace-gc" (what the server prints that is not a JSON line is passed on to stderr).
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -81,15 +83,34 @@ const appendRates = PUBLISH_ONLY ? [] : [await appendRate(1, 2_000), await appen
 const directory = await mkdtemp(join(tmpdir(), 'strata-bench-control-'));
 const server = spawn(
   process.execPath,
-  [fileURLToPath(new URL('./controlServer.ts', import.meta.url)), join(directory, 'data')],
+  [
+    ...(process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
+    fileURLToPath(new URL('./controlServer.ts', import.meta.url)),
+    join(directory, 'data'),
+  ],
   { stdio: ['pipe', 'pipe', 'inherit'] },
 );
-const serverLines = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
+// Lines that are not JSON go to stderr as they come, so that the pipe never fills and blocks the server.
+const serverReplies: string[] = [];
+const replyWaiters: Array<(line: string | undefined) => void> = [];
+const serverLines = createInterface({ input: server.stdout });
+serverLines.on('line', (line) => {
+  if (!line.startsWith('{')) process.stderr.write(`${line}\n`);
+  else {
+    const waiter = replyWaiters.shift();
+    if (waiter === undefined) serverReplies.push(line);
+    else waiter(line);
+  }
+});
+serverLines.on('close', () => {
+  for (const waiter of replyWaiters.splice(0)) waiter(undefined);
+});
 /** The server's next line of JSON on stdout. */
 const fromServer = async <T>(): Promise<T> => {
-  const next = await serverLines.next();
-  if (next.done === true) throw new Error('bench:control: the server exited');
-  return JSON.parse(next.value) as T;
+  const line =
+    serverReplies.shift() ?? (await new Promise<string | undefined>((resolve) => replyWaiters.push(resolve)));
+  if (line === undefined) throw new Error('bench:control: the server exited');
+  return JSON.parse(line) as T;
 };
 const { url } = await fromServer<{ url: string }>();
 const { hostname, port } = new URL(url);
