@@ -1,4 +1,4 @@
-import type { BusMessage, ConsumeOptions, TopicSpec } from '../../../domain/ports.ts';
+import type { BusMessage, ConsumeOptions, PublishOptions, TopicSpec } from '../../../domain/ports.ts';
 import type { DurableBatch, DurableLog, StoredMessage } from './durableLog.ts';
 import { BusError, type BusLogger } from './errors.ts';
 
@@ -23,7 +23,11 @@ export interface BrokerSubscription {
 
 export interface BrokerCore {
   ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
-  publish(topic: string, messages: readonly BusMessage[]): Promise<void>;
+  /**
+   * Resolves once the messages are in the log. Unconfirmed ones (nobody waits on them) are written with the
+   * next commit of consumer positions, at most `commitIntervalMs` later: one fsync for many.
+   */
+  publish(topic: string, messages: readonly BusMessage[], options?: PublishOptions): Promise<void>;
   subscribe(options: ConsumeOptions, sink: DeliverySink): Promise<BrokerSubscription>;
   close(): Promise<void>;
 }
@@ -107,6 +111,8 @@ interface PendingPublish {
   readonly topic: Topic;
   readonly rows: (string | null)[];
   readonly messages: Array<Omit<StoredMessage, 'offset'>>;
+  /** Someone waits for it: it is written at once, not with the next commit. */
+  readonly confirmed: boolean;
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
 }
@@ -293,8 +299,9 @@ export const createBrokerCore = (options: BrokerCoreOptions): BrokerCore => {
   };
 
   const afterWrite = () => {
-    if (pendingPublishes.length + pendingTopics.size + pendingWaiters.length > 0) scheduleWrite();
-    else if (dirtyGroups.size > 0) {
+    const waitedFor = pendingTopics.size + pendingWaiters.length > 0 || pendingPublishes.some((p) => p.confirmed);
+    if (waitedFor) scheduleWrite();
+    else if (dirtyGroups.size > 0 || pendingPublishes.length > 0) {
       if (closed) scheduleWrite();
       else scheduleCommit();
     } else idle?.();
@@ -588,7 +595,7 @@ export const createBrokerCore = (options: BrokerCoreOptions): BrokerCore => {
       }
     },
 
-    async publish(topicName, messages) {
+    async publish(topicName, messages, publishOptions) {
       ensureOpen();
       const topic = topicNamed(topicName);
       if (!Array.isArray(messages)) throw new BusError('INVALID_ARGUMENT', 'publish takes an array of messages');
@@ -607,8 +614,10 @@ export const createBrokerCore = (options: BrokerCoreOptions): BrokerCore => {
         rows.push(key, value, headers === noHeaders ? null : JSON.stringify(headers), timestamp);
       }
       await new Promise<void>((resolve, reject) => {
-        pendingPublishes.push({ topic, rows, messages: accepted, resolve, reject });
-        scheduleWrite();
+        const confirmed = publishOptions?.confirm !== false;
+        pendingPublishes.push({ topic, rows, messages: accepted, confirmed, resolve, reject });
+        if (confirmed) scheduleWrite();
+        else scheduleCommit();
       });
     },
 

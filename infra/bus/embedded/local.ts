@@ -21,7 +21,7 @@ export const createLocalBus = (
     },
     async publish(topic, messages, publishOptions) {
       ensureOpen();
-      const stored = core.publish(topic, messages);
+      const stored = core.publish(topic, messages, publishOptions);
       if (publishOptions?.confirm !== false) return stored;
       stored.catch((error: unknown) => options.logger.warn({ topic, error }, 'an unconfirmed publish failed'));
     },

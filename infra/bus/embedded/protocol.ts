@@ -39,11 +39,14 @@ export type BrokerFrame =
 
 export interface FrameWriter {
   send(frame: ClientFrame | BrokerFrame): void;
-  /** Writes what is queued now instead of at the end of the tick. */
+  /** Writes what is queued now instead of at the end of the turn. */
   flush(): void;
 }
 
-/** Queues frames and writes everything queued in one tick with one write call. */
+/**
+ * Queues frames and writes everything queued in one turn of the event loop with one write call: the requests
+ * of many HTTP connections (each read in a callback of its own) reach a runner in one write, and wake it once.
+ */
 export const createFrameWriter = (write: (data: string) => void): FrameWriter => {
   let queued: string[] = [];
   let scheduled = false;
@@ -59,7 +62,7 @@ export const createFrameWriter = (write: (data: string) => void): FrameWriter =>
       queued.push(`${JSON.stringify(frame)}\n`);
       if (!scheduled) {
         scheduled = true;
-        process.nextTick(flush);
+        setImmediate(flush);
       }
     },
     flush,

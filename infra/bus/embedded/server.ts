@@ -121,7 +121,7 @@ const serveConnection = (core: BrokerCore, socket: Socket, logger: BusLogger) =>
         return;
       case 'pub':
         if (frame.id === 0) {
-          core.publish(frame.topic, frame.messages).catch((error: unknown) => {
+          core.publish(frame.topic, frame.messages, { confirm: false }).catch((error: unknown) => {
             logger.warn({ clientId, topic: frame.topic, error }, 'an unconfirmed publish failed');
           });
         } else answer(frame.id, core.publish(frame.topic, frame.messages));

@@ -253,6 +253,36 @@ test('embedded: handled positions and durable topics survive a restart; ephemera
   t.true(isBusError(error, 'UNKNOWN_TOPIC'));
 });
 
+test('embedded: unconfirmed publishes are written within the commit interval, in order with confirmed ones, and survive a restart', async (t) => {
+  const files = await filesFor(t);
+  const first = await startBroker(files, { commitIntervalMs: 50 });
+  const client = await connect(files.socketPath, 'runner');
+  t.teardown(() => client.close());
+  await first.bus.ensureTopics([{ name: 'results' }]);
+  const seen = recorder();
+  await client.publish('results', [{ key: 'k', value: 'unconfirmed-1' }], { confirm: false });
+  await client.publish('results', [{ key: 'k', value: 'unconfirmed-2' }], { confirm: false });
+  await client.publish('results', [{ key: 'k', value: 'confirmed' }]);
+  await client.publish('results', [{ key: 'k', value: 'unconfirmed-3' }], { confirm: false });
+  // Delivered once written: the confirmed publish takes the two before it along, the last waits for the commit.
+  const consumer = await first.bus.consume({ topic: 'results', group: 'recorder', concurrency: 1 }, seen.handler);
+  await seen.until(() => seen.received.length === 4, 'all four');
+  t.deepEqual(seen.values(), ['unconfirmed-1', 'unconfirmed-2', 'confirmed', 'unconfirmed-3']);
+  await consumer.close();
+  // Published just before the broker stops: the close writes what is pending.
+  await client.publish('results', [{ key: 'k', value: 'unconfirmed-4' }], { confirm: false });
+  await first.bus.publish('results', [{ key: 'k', value: 'local-unconfirmed' }], { confirm: false });
+  await client.close();
+  await first.close();
+
+  const second = await startBroker(files);
+  t.teardown(() => second.close());
+  const rest = recorder();
+  await second.bus.consume({ topic: 'results', group: 'recorder' }, rest.handler);
+  await rest.until(() => rest.received.length === 2, 'the two published last, after the restart');
+  t.deepEqual([...rest.values()].sort(), ['local-unconfirmed', 'unconfirmed-4']);
+});
+
 test('embedded: a second broker on a socket a live broker serves is refused', async (t) => {
   const files = await filesFor(t);
   const broker = await startBroker(files);
