@@ -6,9 +6,10 @@
 // server whose bus is Kafka (STRATA_KAFKA_BROKERS when set, else a private broker from scripts/services.sh,
 // stopped at the end), measured in the same rounds.
 //
-// Every load measurement runs in a child process (this file again, with `--load`): a keep-alive node:http
-// Agent with one socket per concurrent caller, so the generator never shares a core's event loop with
-// the bench itself, and costs Strata and the bare server the same.
+// Every load measurement runs in a child process (this file again, with `--load`): the lean generator of
+// bench/loadgen.ts, one keep-alive socket per concurrent caller, so the generator never shares a core's event
+// loop with the bench itself, costs Strata and the bare server the same, and takes as little CPU from them as
+// it can (node:http's client took ~150 µs per request, as much as the bare server itself).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { strToU8, zipSync } from 'fflate';
+import { type Connection, openConnection } from './loadgen.ts';
 import { percentile, table } from './stats.ts';
 
 const BENCH = fileURLToPath(import.meta.url);
@@ -102,30 +104,16 @@ interface LoadResult {
 }
 
 const generateLoad = async (spec: LoadSpec): Promise<LoadResult> => {
-  const url = new URL(spec.url);
-  const agent = new Agent({ keepAlive: true, maxSockets: spec.concurrency, maxFreeSockets: spec.concurrency });
-  const body = Buffer.from(spec.body);
-  const headers = { ...spec.headers, ...(body.byteLength > 0 ? { 'content-length': String(body.byteLength) } : {}) };
-  const target = { host: url.hostname, port: url.port, path: url.pathname, method: spec.method, headers, agent };
+  const connections = await Promise.all(Array.from({ length: spec.concurrency }, () => openConnection(spec)));
   let unexpected: string | undefined;
 
-  const send = () =>
-    new Promise<number>((resolve, reject) => {
-      const request = httpRequest(target, (response) => {
-        const status = response.statusCode ?? 0;
-        const keep = status !== spec.expectStatus && unexpected === undefined;
-        const chunks: Buffer[] = [];
-        if (keep) response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        else response.resume();
-        response.on('error', reject);
-        response.on('end', () => {
-          if (keep) unexpected ??= `${status} ${Buffer.concat(chunks).toString().slice(0, 300)}`;
-          resolve(status);
-        });
-      });
-      request.on('error', reject);
-      request.end(body.byteLength > 0 ? body : undefined);
-    });
+  const send = async (connection: Connection): Promise<number> => {
+    const keep = unexpected === undefined;
+    const response = await connection.send(keep);
+    if (response.status !== spec.expectStatus && keep)
+      unexpected ??= `${response.status} ${response.body?.slice(0, 300)}`;
+    return response.status;
+  };
 
   const samples: number[] = [];
   const statuses: Record<string, number> = {};
@@ -135,11 +123,11 @@ const generateLoad = async (spec: LoadSpec): Promise<LoadResult> => {
   const stopAt = measureFrom + spec.durationMs;
   let lastDone = measureFrom;
   let answered = 0;
-  const caller = async () => {
+  const caller = async (connection: Connection) => {
     for (;;) {
       const sent = performance.now();
       if (sent >= stopAt) return;
-      const status = await send();
+      const status = await send(connection);
       const done = performance.now();
       answered += 1;
       if (sent < measureFrom) continue;
@@ -148,9 +136,9 @@ const generateLoad = async (spec: LoadSpec): Promise<LoadResult> => {
       if (done > lastDone) lastDone = done;
     }
   };
-  await Promise.all(Array.from({ length: spec.concurrency }, caller));
+  await Promise.all(connections.map(caller));
   const cpu = process.cpuUsage(cpuBefore);
-  agent.destroy();
+  for (const connection of connections) connection.close();
   const { count, p50, p99 } = latencies(samples);
   return {
     requests: count,

@@ -42,7 +42,7 @@ import { checkRoleConfiguration, type Role } from './roles.ts';
 import { startRunner } from './runner.ts';
 import { openCodeStore, openEventStore, openKafkaBus, openReadStore } from './stores.ts';
 import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
-import { randomIds, systemClock } from './system.ts';
+import { newRequestId, randomIds, systemClock } from './system.ts';
 import { startTelemetry } from './telemetry/index.ts';
 
 export interface Platform {
@@ -168,6 +168,9 @@ const openCore = async (
   };
 };
 
+/** Results the recorder takes at once. */
+const RECORDER_CONCURRENCY = 256;
+
 /** The projector's work: read models from the log, invocation records and metrics from results, heartbeats. */
 const startProjectionWork = async (core: Core, config: Config, logger: Logger, projector: Projector) => {
   const { readStore, bus } = core;
@@ -181,9 +184,13 @@ const startProjectionWork = async (core: Core, config: Config, logger: Logger, p
   });
   await bus.ensureTopics([{ name: TOPICS.results }, { name: TOPICS.heartbeats, ephemeral: true }]);
   const consumers: Consumer[] = [
-    await bus.consume({ topic: TOPICS.results, group: 'strata-records', concurrency: 1 }, async (message) => {
-      await recorder.record(JSON.parse(message.value) as InvocationResult);
-    }),
+    // Many at once: what arrives together is recorded in one transaction (the recorder batches what is queued).
+    await bus.consume(
+      { topic: TOPICS.results, group: 'strata-records', concurrency: RECORDER_CONCURRENCY },
+      async (message) => {
+        await recorder.record(JSON.parse(message.value) as InvocationResult);
+      },
+    ),
     await bus.consume(
       { topic: TOPICS.heartbeats, group: `strata-runners-view-${core.nodeId}`, from: 'latest' },
       async (message) => {
@@ -299,7 +306,7 @@ const startHttpApi = async (
     defaultConcurrencyLimit: config.functionConcurrency,
     replyGraceMs: 10_000,
     now: () => clock.now(),
-    newRequestId: () => core.ids.next('req'),
+    newRequestId,
   });
   await dispatcher.start();
 
