@@ -4,6 +4,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
+  AlwaysOffSampler,
   BatchSpanProcessor,
   type SpanExporter,
   type SpanProcessor,
@@ -19,8 +20,10 @@ let installed: { provider: TracerProvider; users: number } | undefined;
 
 /**
  * Registers the tracer provider, the async context manager and W3C trace-context propagation, once per
- * process. Spans are always created (trace ids are real and flow through the bus); they are exported
- * only where `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or to the exporter given (tests).
+ * process. Spans are always created (trace ids are real and flow through the bus); they are recorded and
+ * exported only where `OTEL_EXPORTER_OTLP_ENDPOINT` is set, or to the exporter given (tests). With nowhere
+ * to send them they are not sampled: the trace context is still made and carried (sampled flag off), but
+ * no span records names, attributes and times that nobody reads (~20 µs per request).
  */
 export const startTelemetry = (serviceName: string, exporter?: SpanExporter): Telemetry => {
   if (installed === undefined) {
@@ -31,6 +34,7 @@ export const startTelemetry = (serviceName: string, exporter?: SpanExporter): Te
     const provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': serviceName }),
       spanProcessors: processors,
+      ...(processors.length === 0 ? { sampler: new AlwaysOffSampler() } : {}),
     });
     context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());
