@@ -65,32 +65,41 @@ test('a publish body parses exactly as JSON.parse parses it, errors included', (
   }
 });
 
-test('generated bodies parse exactly as JSON.parse parses them', (t) => {
-  const tokens = [
-    '{',
-    '}',
-    '[',
-    ']',
-    ',',
-    ':',
-    ' ',
-    '"code"',
-    '"x"',
-    `"${CODE}"`,
-    '"QUJD"',
-    '"\\""',
-    '"\\\\"',
-    '1',
-    'null',
-  ];
-  let seed = 7;
+/**
+ * 3,000 bodies built from JSON tokens (valid or not), half of them starting with a `code` member, from a
+ * seeded generator; `next` draws from the same sequence.
+ */
+const generatedBodies = function* (seed: number, tokens: readonly string[]) {
+  let state = seed;
   const next = (below: number) => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed % below;
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state % below;
   };
   for (let sample = 0; sample < 3000; sample += 1) {
     const text = Array.from({ length: next(10) }, () => tokens[next(tokens.length)]).join('');
-    const body = next(2) === 0 ? text : `{"code":${tokens[next(tokens.length)]},${text}`;
+    yield { body: next(2) === 0 ? text : `{"code":${tokens[next(tokens.length)]},${text}`, next };
+  }
+};
+const TOKENS = [
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  ':',
+  ' ',
+  '"code"',
+  '"x"',
+  `"${CODE}"`,
+  '"QUJD"',
+  '"\\""',
+  '"\\\\"',
+  '1',
+  'null',
+];
+
+test('generated bodies parse exactly as JSON.parse parses them', (t) => {
+  for (const { body } of generatedBodies(7, TOKENS)) {
     t.deepEqual(outcome(parseVersionBody, body), outcome(jsonParse, body), body.slice(0, 80));
   }
 });
@@ -182,31 +191,7 @@ test('a publish body read in pieces gives what JSON.parse gives, and the same ZI
 });
 
 test('generated bodies read in pieces give what JSON.parse gives', (t) => {
-  const tokens = [
-    '{',
-    '}',
-    '[',
-    ']',
-    ',',
-    ':',
-    ' ',
-    '"code"',
-    '"x"',
-    `"${CODE}"`,
-    '"QUJD"',
-    '"QQ=="',
-    '"\\""',
-    '1',
-    'null',
-  ];
-  let seed = 11;
-  const next = (below: number) => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed % below;
-  };
-  for (let sample = 0; sample < 3000; sample += 1) {
-    const text = Array.from({ length: next(10) }, () => tokens[next(tokens.length)]).join('');
-    const body = next(2) === 0 ? text : `{"code":${tokens[next(tokens.length)]},${text}`;
+  for (const { body, next } of generatedBodies(11, [...TOKENS, '"QQ=="'])) {
     const piece = 1 + next(600);
     t.deepEqual(
       observed(readInPieces(body, piece, next(2) === 0)),
