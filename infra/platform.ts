@@ -19,8 +19,7 @@ import { createFunctionCommands, type FunctionCommands } from '../commands/funct
 import { createInvocationDispatcher } from '../commands/invocations.ts';
 import { createPurger } from '../commands/purger.ts';
 import { createUserCommands, type UserCommands } from '../commands/users.ts';
-import { type InvocationResult, type RunnerHeartbeat, TOPICS } from '../domain/invocation/messages.ts';
-import type { Clock, CodeStore, Consumer, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
+import type { Clock, CodeStore, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
 import { errorOf } from '../domain/shared/errors.ts';
 import { createInvocationRecorder, INVOCATION_INDEXES, invocationTotals } from '../projections/invocations.ts';
 import {
@@ -30,9 +29,10 @@ import {
   type Projector,
 } from '../projections/projector.ts';
 import { READ_MODELS } from '../projections/readModels.ts';
-import { RUNNERS_COLLECTION, recordHeartbeat } from '../projections/runners.ts';
+import { RUNNERS_COLLECTION } from '../projections/runners.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
+import { startRecorderThread, startRecording } from './recorderThread.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { inspectZip } from './codePackage/inspect.ts';
 import { type Config, runnerEnvironment } from './config.ts';
@@ -84,7 +84,6 @@ export interface PlatformDependencies {
 }
 
 const STRATA_BIN = fileURLToPath(new URL('../bin/strata.ts', import.meta.url));
-const FLUSH_INTERVAL_MS = 1_000;
 const SWEEP_INTERVAL_MS = 10 * 60_000;
 const PURGE_INTERVAL_MS = 60_000;
 /** How often a node that shares an embedded event log with other processes looks for their events. */
@@ -168,45 +167,28 @@ const openCore = async (
   };
 };
 
-/** Results the recorder takes at once. */
-const RECORDER_CONCURRENCY = 256;
-
-/** The projector's work: read models from the log, invocation records and metrics from results, heartbeats. */
-const startProjectionWork = async (core: Core, config: Config, logger: Logger, projector: Projector) => {
+/**
+ * The projector's work: read models from the log, invocation records and metrics from results, heartbeats.
+ * Recording runs on a thread of its own (infra/recorderThread.ts) where the bus is the embedded broker or
+ * Kafka named by the configuration; a bus handed in (tests) is recorded from on this thread.
+ */
+const startProjectionWork = async (
+  core: Core,
+  config: Config,
+  logger: Logger,
+  projector: Projector,
+  busGiven: boolean,
+) => {
   const { readStore, bus } = core;
   await projector.start();
   for (const [collection, fields] of INVOCATION_INDEXES) await readStore.ensureIndex(collection, fields);
   await readStore.ensureIndex(RUNNERS_COLLECTION, ['nodeId']);
-  const recorder = createInvocationRecorder({
-    readStore,
-    nodeId: core.nodeId,
-    retentionMs: config.invocationRetentionMs,
-  });
-  await bus.ensureTopics([{ name: TOPICS.results }, { name: TOPICS.heartbeats, ephemeral: true }]);
-  const consumers: Consumer[] = [
-    // Many at once: what arrives together is recorded in one transaction (the recorder batches what is queued).
-    await bus.consume(
-      { topic: TOPICS.results, group: 'strata-records', concurrency: RECORDER_CONCURRENCY },
-      async (message) => {
-        await recorder.record(JSON.parse(message.value) as InvocationResult);
-      },
-    ),
-    await bus.consume(
-      { topic: TOPICS.heartbeats, group: `strata-runners-view-${core.nodeId}`, from: 'latest' },
-      async (message) => {
-        await recordHeartbeat(readStore, JSON.parse(message.value) as RunnerHeartbeat);
-      },
-    ),
-  ];
-  const flushTimer = setInterval(
-    () => void recorder.flush().catch((error: unknown) => logger.error({ err: error }, 'metrics flush failed')),
-    FLUSH_INTERVAL_MS,
-  );
+  const recording = busGiven
+    ? await startRecording(bus, readStore, { nodeId: core.nodeId, retentionMs: config.invocationRetentionMs, logger })
+    : await startRecorderThread(config, core.nodeId, logger);
   return {
     async close() {
-      clearInterval(flushTimer);
-      for (const consumer of consumers) await consumer.close();
-      await recorder.flush();
+      await recording.close();
       await projector.stop();
     },
   };
@@ -394,7 +376,7 @@ export const startPlatform = async (
   const telemetry = startTelemetry('strata-api');
   const core = await openCore('all', config, logger, dependencies);
   const projector = core.projector as Projector;
-  const projection = await startProjectionWork(core, config, logger, projector);
+  const projection = await startProjectionWork(core, config, logger, projector, dependencies.bus !== undefined);
   const commands = commandsOf(core, config);
   await bootstrapAdmin(core, config, logger, commands.users);
 
@@ -456,7 +438,7 @@ export const startNode = async (role: Role, config: Config, logger: Logger): Pro
   const core = await openCore(role, config, logger, {});
   const closers: Array<() => unknown> = [];
   if (core.projector !== undefined) {
-    closers.push((await startProjectionWork(core, config, logger, core.projector)).close);
+    closers.push((await startProjectionWork(core, config, logger, core.projector, false)).close);
   }
   if (role === 'scheduler')
     closers.push(startScheduledJobs(core, config, logger, commandsOf(core, config).functions).close);
