@@ -9,7 +9,8 @@ export interface DispatcherOptions {
   readonly nodeId: string;
   readonly bus: InvocationBus;
   readonly readStore: ReadStore;
-  readonly recorder: InvocationRecorder;
+  /** Where the Queued record of an accepted async request is written (and removed if its publish failed). */
+  readonly recorder: Pick<InvocationRecorder, 'queued' | 'forget'>;
   /** Invocations of one function this node lets run at once, unless the function says otherwise. */
   readonly defaultConcurrencyLimit: number;
   /** How much longer than the function's timeout a sync caller waits for a runner's answer. */

@@ -32,7 +32,7 @@ import { READ_MODELS } from '../projections/readModels.ts';
 import { RUNNERS_COLLECTION } from '../projections/runners.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
-import { startRecorderThread, startRecording } from './recorderThread.ts';
+import { type QueueRecords, startRecorderThread, startRecording } from './recorderThread.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { inspectZip } from './codePackage/inspect.ts';
 import { type Config, runnerEnvironment } from './config.ts';
@@ -187,6 +187,7 @@ const startProjectionWork = async (
     ? await startRecording(bus, readStore, { nodeId: core.nodeId, retentionMs: config.invocationRetentionMs, logger })
     : await startRecorderThread(config, core.nodeId, logger);
   return {
+    queueRecords: recording as QueueRecords,
     async close() {
       await recording.close();
       await projector.stop();
@@ -277,9 +278,12 @@ const startHttpApi = async (
   logger: Logger,
   surface: 'full' | 'gateway',
   commands: ReturnType<typeof commandsOf>,
+  /** Where Queued records go: the recording thread of this process, if it has one. */
+  queueRecords?: QueueRecords,
 ) => {
   const { readStore, bus, nodeId, clock } = core;
-  const recorder = createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
+  const recorder =
+    queueRecords ?? createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
   const dispatcher = createInvocationDispatcher({
     nodeId,
     bus,
@@ -399,7 +403,7 @@ export const startPlatform = async (
     );
   }
 
-  const http = await startHttpApi(core, config, logger, 'full', commands);
+  const http = await startHttpApi(core, config, logger, 'full', commands, projection.queueRecords);
   const scheduled = startScheduledJobs(core, config, logger, commands.functions);
 
   return {

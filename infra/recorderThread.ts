@@ -5,8 +5,8 @@
 // the runner leaves free, and its garbage is collected apart from the API's.
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { type InvocationResult, type RunnerHeartbeat, TOPICS } from '../domain/invocation/messages.ts';
-import type { Consumer, InvocationBus, ReadStore } from '../domain/ports.ts';
-import { createInvocationRecorder } from '../projections/invocations.ts';
+import { type Consumer, type InvocationBus, type ReadStore, StoreError } from '../domain/ports.ts';
+import { createInvocationRecorder, type InvocationRecorder } from '../projections/invocations.ts';
 import { recordHeartbeat } from '../projections/runners.ts';
 import { connectEmbeddedBus } from './bus/embedded/client.ts';
 import type { Config } from './config.ts';
@@ -26,7 +26,14 @@ interface RecorderThreadData {
   readonly logLevel: string;
 }
 
-type ToThread = { readonly type: 'close' };
+/** What the API writes of an async request it accepted: the Queued record, or its removal if the publish failed. */
+export type QueueRecords = Pick<InvocationRecorder, 'queued' | 'forget'>;
+type QueuedRequest = Parameters<QueueRecords['queued']>[0];
+
+type ToThread =
+  | { readonly type: 'close' }
+  | { readonly type: 'queued'; readonly request: QueuedRequest }
+  | { readonly type: 'forget'; readonly requestId: string };
 type FromThread =
   | { readonly type: 'ready' }
   | { readonly type: 'closed' }
@@ -55,6 +62,8 @@ export const startRecording = async (
     FLUSH_INTERVAL_MS,
   );
   return {
+    queued: (request: QueuedRequest) => recorder.queued(request),
+    forget: (requestId: string) => recorder.forget(requestId),
     async close() {
       clearInterval(flushTimer);
       for (const consumer of consumers) await consumer.close();
@@ -66,6 +75,8 @@ export const startRecording = async (
 /**
  * Starts the recording thread; resolves once it consumes. It opens its own read store and bus client (the
  * embedded broker's socket, or Kafka), as a runner does. A thread that dies is started again after a second.
+ * The API's Queued records go to it too (`queued`, `forget`): one thread writes the file, so the thread that
+ * answers HTTP never waits for SQLite's write lock (its busy handler sleeps in milliseconds).
  */
 export const startRecorderThread = async (config: Config, nodeId: string, logger: Logger) => {
   const data: RecorderThreadData = { recorderThread: true, config, nodeId, logLevel: logger.level };
@@ -95,7 +106,14 @@ export const startRecorderThread = async (config: Config, nodeId: string, logger
     });
 
   await start();
+  const send = async (message: ToThread): Promise<void> => {
+    // A 503 for the caller: the thread is being started again.
+    if (worker === undefined) throw new StoreError('UNAVAILABLE', 'the recording thread is not running');
+    worker.postMessage(message);
+  };
   return {
+    queued: (request: QueuedRequest) => send({ type: 'queued', request }),
+    forget: (requestId: string) => send({ type: 'forget', requestId }),
     async close() {
       stopping = true;
       clearTimeout(restartTimer);
@@ -125,7 +143,12 @@ const runThread = async () => {
       logger,
     });
     port.on('message', (message: ToThread) => {
-      if (message.type !== 'close') return;
+      if (message.type === 'queued' || message.type === 'forget') {
+        const written =
+          message.type === 'queued' ? recording.queued(message.request) : recording.forget(message.requestId);
+        written.catch((error: unknown) => logger.error({ err: error }, 'writing a Queued record failed'));
+        return;
+      }
       void (async () => {
         await recording.close().catch((error: unknown) => logger.error({ err: error }, 'closing the recorder failed'));
         await bus.close().catch(() => undefined);
