@@ -187,7 +187,7 @@ const startProjectionWork = async (
     ? await startRecording(bus, readStore, { nodeId: core.nodeId, retentionMs: config.invocationRetentionMs, logger })
     : await startRecorderThread(config, core.nodeId, logger);
   return {
-    queueRecords: recording as QueueRecords,
+    queueRecords: recording satisfies QueueRecords,
     async close() {
       await recording.close();
       await projector.stop();
