@@ -297,7 +297,11 @@ cmd_start() {
   sed -e "s|@HOST@|$HOST|g" -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@LOG_DIRS@|$kdir/data|g" "$svc/server.properties.in" >"$kdir/server.properties"
   # A cluster id is 16 random bytes in URL-safe base64 without padding (what `kafka-storage random-uuid` prints).
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  # Like Kafka's Uuid.randomUuid, never one that starts with '-': the tool would read it as an option (1 in 64).
+  cluster_id=-
+  while [[ $cluster_id == -* ]]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
   local java_common=(-Djava.awt.headless=true "-Dlog4j2.configurationFile=$kdir/log4j2.properties"
     "-Dkafka.logs.dir=$kdir/logs" -cp "$libs/*")
   local t_kafka; t_kafka=$(now)
