@@ -94,15 +94,16 @@ export const createFunctionCommands = (options: FunctionCommandsOptions) => {
       const upload = input.upload ?? codeStore.upload();
       if (input.upload === undefined) upload.write(input.code);
       try {
-        const inspection = await inspectCodePackage(input.code);
-        if (!inspection.ok) {
+        // The package is flushed while it is inspected, and stored only if it passes.
+        const inspected = inspectCodePackage(input.code).then((inspection) => {
+          if (inspection.ok) return inspection;
           throw new DomainFailure(
             domainError('INVALID_CODE_PACKAGE', 'Function code ZIP is invalid', [
               { field: 'code', message: inspection.reason },
             ]),
           );
-        }
-        const stored = await upload.commit();
+        });
+        const [inspection, stored] = await Promise.all([inspected, upload.commit(inspected)]);
         const result = await run(
           {
             type: 'PublishFunctionVersion',

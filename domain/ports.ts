@@ -182,8 +182,12 @@ export interface CodeStore {
 export interface CodeUpload {
   /** Appends bytes; the caller leaves `chunk` unchanged afterwards. A failure to write surfaces at `commit`. */
   write(chunk: Uint8Array): void;
-  /** Stores what was written exactly as `put` would store it, durably, and answers as `put` does. */
-  commit(): Promise<StoredCode>;
+  /**
+   * Stores what was written exactly as `put` would store it, durably, and answers as `put` does. With
+   * `approval`, the bytes are flushed while it is pending and stored only once it resolves; when it rejects,
+   * nothing is stored and commit rejects with its reason.
+   */
+  commit(approval?: Promise<unknown>): Promise<StoredCode>;
   /** Drops what was written. Safe to call after `commit`, or twice: it then does nothing. */
   discard(): Promise<void>;
 }

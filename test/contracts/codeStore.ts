@@ -171,6 +171,28 @@ export const codeStoreContract = (test: TestFn, name: string, factory: CodeStore
     await t.throwsAsync(() => committed.commit());
   });
 
+  test(`${name}: an upload committed with an approval is stored once it resolves, and not at all when it rejects`, async (t) => {
+    const { store, copies } = await open(t);
+    let approve = () => {};
+    const approval = new Promise<void>((resolve) => {
+      approve = resolve;
+    });
+    const pending = uploadInPieces(store, bytes, 5).commit(approval);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    t.false(await store.has(sha256), 'nothing is visible while the approval is pending');
+    approve();
+    t.is((await pending).sha256, sha256);
+    t.deepEqual(await store.get(sha256), bytes);
+
+    const other = new Uint8Array(randomBytes(70_000));
+    const refusal = new Error('refused');
+    const refused = uploadInPieces(store, other, 4096);
+    await t.throwsAsync(() => refused.commit(Promise.reject(refusal)), { is: refusal });
+    await refused.discard();
+    t.false(await store.has(sha256Of(other)));
+    t.is(await copies(sha256Of(other)), 0);
+  });
+
   test(`${name}: an empty upload round-trips`, async (t) => {
     const { store } = await open(t);
     const stored = await store.upload().commit();

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CodeStore, CodeUpload } from '../../../domain/ports.ts';
@@ -19,12 +19,21 @@ export interface FileCodeStoreOptions {
 
 const sha256Pattern = /^[0-9a-f]{64}$/;
 
+/** Age past which a temporary file under the root can only be a stopped process's. */
+const STRAY_AGE_MS = 60 * 60 * 1000;
+
 const isMissing = (error: unknown): boolean => (error as NodeJS.ErrnoException).code === 'ENOENT';
 
 /** O_DIRECT wants the memory, the file offset and the length aligned; a page covers every usual block size. */
 const DIRECT_ALIGNMENT = 4096;
-/** How much of a package is copied into aligned memory and written by each direct write. */
+/** Aligned memory each upload copies its package into, in segments written as they fill. */
 const SCRATCH_BYTES = 1024 * 1024;
+/**
+ * How much of a package each direct write takes: small enough that the writes follow a body as it arrives,
+ * leaving one short write after its end (on the bench:control machine, 1 MiB takes 1.07 ms in one write, 256
+ * KiB 0.43 ms).
+ */
+const SEGMENT_BYTES = 256 * 1024;
 const WASM_PAGE_BYTES = 65_536;
 /** Scratch memory kept for the next uploads once one finishes. */
 const IDLE_SCRATCH = 4;
@@ -69,29 +78,19 @@ const syncDirectory = async (directory: string): Promise<void> => {
   }
 };
 
-/**
- * A new file written in order from the pieces handed to `write`, each piece hashed while its write runs;
- * `finish` writes and hashes what is left, `sync` makes the file durable.
- */
+/** A new file written in order from the pieces handed to `write`; `finish` writes what is left, `sync` makes the file durable. */
 interface BlobWriter {
   write(chunks: readonly Uint8Array[]): Promise<void>;
   finish(): Promise<void>;
   sync(): Promise<void>;
 }
 
-type Hash = ReturnType<typeof createHash>;
-
-const hashAll = (hash: Hash, chunks: readonly Uint8Array[]) => {
-  for (const chunk of chunks) hash.update(chunk);
-};
-
-const bufferedWriter = (handle: FileHandle, hash: Hash): BlobWriter => {
+const bufferedWriter = (handle: FileHandle): BlobWriter => {
   let position = 0;
   return {
     async write(chunks) {
       const writing = writeChunks(handle, chunks, position);
       position += chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
-      hashAll(hash, chunks);
       await writing;
     },
     finish: async () => {},
@@ -99,30 +98,47 @@ const bufferedWriter = (handle: FileHandle, hash: Hash): BlobWriter => {
   };
 };
 
-/** Copies the pieces into aligned memory and writes it whole; the last block is padded, then cut off. */
-const directWriter = (handle: FileHandle, hash: Hash, scratch: Buffer): BlobWriter => {
-  let position = 0;
+/**
+ * Copies the pieces into aligned memory, a segment at a time, and starts the write of each segment as soon
+ * as it is full, without waiting for the writes before it: they run while the body still arrives, and none
+ * waits for the event loop (busy with the body) to see its predecessor end. The last segment is padded to a
+ * block, then cut off.
+ */
+const directWriter = (handle: FileHandle, scratch: Buffer): BlobWriter => {
+  const segments = scratch.byteLength / SEGMENT_BYTES;
+  /** The write of each segment still running, by segment. */
+  const inFlight: Array<Promise<void> | undefined> = [];
+  let segment = 0;
   let filled = 0;
+  let position = 0;
   let size = 0;
-  let unhashed: Uint8Array[] = [];
-  const flush = async (length: number): Promise<void> => {
-    const writing = writeAll(handle, scratch, length, position);
-    hashAll(hash, unhashed);
-    unhashed = [];
-    await writing;
+  const start = (length: number) => {
+    const base = segment * SEGMENT_BYTES;
+    const writing = writeAll(handle, scratch.subarray(base, base + length), length, position);
+    // A failure surfaces when the segment is filled again, or at finish.
+    writing.catch(() => {});
+    inFlight[segment] = writing;
     position += length;
+    segment = (segment + 1) % segments;
     filled = 0;
+  };
+  const settled = async () => {
+    await Promise.all(inFlight);
   };
   return {
     async write(chunks) {
       for (const chunk of chunks) {
         for (let offset = 0; offset < chunk.byteLength; ) {
-          const piece = chunk.subarray(offset, offset + scratch.byteLength - filled);
-          scratch.set(piece, filled);
-          unhashed.push(piece);
+          // A segment is filled again only once its last write is over.
+          if (filled === 0 && inFlight[segment] !== undefined) {
+            await inFlight[segment];
+            inFlight[segment] = undefined;
+          }
+          const piece = chunk.subarray(offset, offset + SEGMENT_BYTES - filled);
+          scratch.set(piece, segment * SEGMENT_BYTES + filled);
           filled += piece.byteLength;
           offset += piece.byteLength;
-          if (filled === scratch.byteLength) await flush(filled);
+          if (filled === SEGMENT_BYTES) start(filled);
         }
       }
     },
@@ -130,9 +146,11 @@ const directWriter = (handle: FileHandle, hash: Hash, scratch: Buffer): BlobWrit
       size = position + filled;
       if (filled > 0) {
         const padded = alignUp(filled);
-        scratch.fill(0, filled, padded);
-        await flush(padded);
+        const base = segment * SEGMENT_BYTES;
+        scratch.fill(0, base + filled, base + padded);
+        start(padded);
       }
+      await settled();
     },
     async sync() {
       if (position !== size) await handle.truncate(size);
@@ -141,7 +159,7 @@ const directWriter = (handle: FileHandle, hash: Hash, scratch: Buffer): BlobWrit
   };
 };
 
-export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore => {
+export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & { close(): Promise<void> } => {
   const root = join(resolve(options.directory), 'sha256');
   const blobPath = (sha256: string): string => join(root, sha256.slice(0, 2), `${sha256}.zip`);
   const normalise = (sha256: string): string | null => {
@@ -227,42 +245,99 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore =>
   };
 
   // The bytes go to a temporary file under the root as they arrive, one write (of all that queued meanwhile)
-  // at a time, and are hashed while it is written; commit then flushes and renames it to its hash, or drops
+  // at a time, and are hashed as they are handed in; commit then flushes and renames it to its hash, or drops
   // it when the blob is already there. A crash leaves at worst a stray temporary file, never a partial blob
   // under its final name; the directory sync makes the rename itself durable.
-  const upload = (): CodeUpload => {
-    const temporary = join(root, `upload-${randomUUID()}.tmp`);
-    const hash = createHash('sha256');
-    let scratch: Buffer | undefined;
-    const opened = (async () => {
-      await ensureDirectory(root);
-      if (await directSupported()) {
-        scratch = takeScratch();
-        if (scratch !== undefined) {
+  // The temporary file of the next upload is created ahead, while the one before it is received: created
+  // when an upload starts, it would open only once most of the body has come (its completion waits behind
+  // the body's reads), and so would its first write.
+  interface Temporary {
+    readonly path: string;
+    readonly handle: FileHandle;
+    readonly writer: BlobWriter;
+    readonly scratch?: Buffer;
+  }
+  // Temporary files an hour old are left by a process that stopped (an upload in progress, or the file it
+  // had prepared): removed once, before this store makes its first. Younger ones may belong to a process
+  // still running on the same directory.
+  let swept: Promise<void> | undefined;
+  const sweep = async (): Promise<void> => {
+    await ensureDirectory(root);
+    const cutoff = Date.now() - STRAY_AGE_MS;
+    for (const name of await readdir(root)) {
+      if (!name.endsWith('.tmp')) continue;
+      const path = join(root, name);
+      const modified = await stat(path).then(
+        (stats) => stats.mtimeMs,
+        () => Number.POSITIVE_INFINITY,
+      );
+      if (modified < cutoff) await rm(path, { force: true });
+    }
+  };
+  const createTemporary = async (): Promise<Temporary> => {
+    const path = join(root, `upload-${randomUUID()}.tmp`);
+    swept ??= sweep();
+    await swept;
+    if (await directSupported()) {
+      const scratch = takeScratch();
+      if (scratch !== undefined) {
+        try {
           const handle = await open(
-            temporary,
+            path,
             constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT,
           );
-          return { handle, writer: directWriter(handle, hash, scratch) };
+          return { path, handle, writer: directWriter(handle, scratch), scratch };
+        } catch (error) {
+          giveBack(scratch);
+          throw error;
         }
       }
-      const handle = await open(temporary, 'wx');
-      return { handle, writer: bufferedWriter(handle, hash) };
-    })();
-    opened.catch(() => {});
+    }
+    const handle = await open(path, 'wx');
+    return { path, handle, writer: bufferedWriter(handle) };
+  };
+  let spare: Promise<Temporary> | undefined;
+  let storeClosed = false;
+  const takeTemporary = (): Promise<Temporary> => {
+    const taken = spare ?? createTemporary();
+    spare = undefined;
+    if (!storeClosed) {
+      const next = createTemporary();
+      next.catch(() => {
+        if (spare === next) spare = undefined;
+      });
+      spare = next;
+    }
+    return taken;
+  };
+  /** Removes the file prepared for the next upload. */
+  const dropSpare = async (): Promise<void> => {
+    const prepared = await spare?.catch(() => undefined);
+    spare = undefined;
+    if (prepared === undefined) return;
+    if (prepared.scratch !== undefined) giveBack(prepared.scratch);
+    await prepared.handle.close();
+    await rm(prepared.path, { force: true });
+  };
+
+  const upload = (): CodeUpload => {
+    const hash = createHash('sha256');
+    const opened = takeTemporary();
     let queued: Uint8Array[] = [];
     let size = 0;
     let writing: Promise<void> = Promise.resolve();
     let state: 'open' | 'committing' | 'finished' = 'open';
     let closed = false;
-    const close = async (handle: FileHandle | undefined): Promise<void> => {
-      if (closed || handle === undefined) return;
+    const close = async ({ handle }: Temporary): Promise<void> => {
+      if (closed) return;
       closed = true;
       await handle.close();
     };
-    const releaseScratch = () => {
-      if (scratch !== undefined) giveBack(scratch);
-      scratch = undefined;
+    let scratchReturned = false;
+    const releaseScratch = ({ scratch }: Temporary) => {
+      if (scratch === undefined || scratchReturned) return;
+      scratchReturned = true;
+      giveBack(scratch);
     };
     const drain = async (): Promise<void> => {
       const { writer } = await opened;
@@ -275,40 +350,43 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore =>
     const finish = async (): Promise<void> => {
       state = 'finished';
       await writing.catch(() => {});
-      const handle = await opened.then(({ handle }) => handle).catch(() => undefined);
-      releaseScratch();
-      await close(handle);
-      await rm(temporary, { force: true });
+      const taken = await opened.catch(() => undefined);
+      if (taken === undefined) return;
+      releaseScratch(taken);
+      await close(taken);
+      await rm(taken.path, { force: true });
     };
     return {
       write(chunk) {
         if (state !== 'open') throw new Error('The upload is finished');
         size += chunk.byteLength;
+        // Hashed as it comes, while the body still arrives.
+        hash.update(chunk);
         queued.push(chunk);
         if (queued.length === 1) {
           writing = writing.then(drain);
           writing.catch(() => {});
         }
       },
-      async commit() {
+      async commit(approval) {
         if (state !== 'open') throw new Error('The upload is finished');
         state = 'committing';
         try {
           await writing;
           await drain();
-          const { handle, writer } = await opened;
-          await writer.finish();
-          releaseScratch();
+          const taken = await opened;
+          await taken.writer.finish();
+          releaseScratch(taken);
           const sha256 = hash.digest('hex');
           const path = blobPath(sha256);
           const directory = dirname(path);
-          const [stored] = await Promise.all([exists(path), ensureDirectory(directory), writer.sync()]);
+          const [stored] = await Promise.all([exists(path), ensureDirectory(directory), taken.writer.sync(), approval]);
           if (stored) {
             await finish();
           } else {
-            await rename(temporary, path);
+            await rename(taken.path, path);
             state = 'finished';
-            await Promise.all([close(handle), syncDirectory(directory)]);
+            await Promise.all([close(taken), syncDirectory(directory)]);
           }
           return { sha256, size, location: pathToFileURL(path).href };
         } catch (error) {
@@ -323,7 +401,7 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore =>
   };
 
   return {
-    // The bytes are hashed while they are written: a package already stored costs a temporary file.
+    // A package already stored costs a temporary file.
     put(bytes) {
       const pending = upload();
       pending.write(bytes);
@@ -344,6 +422,10 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore =>
     async has(sha256) {
       const hash = normalise(sha256);
       return hash !== null && (await exists(blobPath(hash)));
+    },
+    async close() {
+      storeClosed = true;
+      await dropSpare();
     },
   };
 };

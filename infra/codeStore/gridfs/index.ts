@@ -124,10 +124,11 @@ export const createGridFsCodeStore = (options: GridFsCodeStoreOptions): GridFsCo
           if (chunks === undefined) throw new Error('The upload is finished');
           chunks.push(chunk);
         },
-        commit() {
-          if (chunks === undefined) return Promise.reject(new Error('The upload is finished'));
+        async commit(approval) {
+          if (chunks === undefined) throw new Error('The upload is finished');
           const bytes = Buffer.concat(chunks);
           chunks = undefined;
+          await approval;
           return store.put(bytes);
         },
         async discard() {

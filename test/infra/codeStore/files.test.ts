@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,26 +20,48 @@ const countFiles = async (directory: string, sha256: string): Promise<number> =>
 
 codeStoreContract(test, 'files', async () => {
   const directory = await temporaryDirectory();
+  const store = createFileCodeStore({ directory });
   return {
-    store: createFileCodeStore({ directory }),
+    store,
     copies: (sha256) => countFiles(directory, sha256),
-    cleanup: () => rm(directory, { recursive: true, force: true }),
+    cleanup: async () => {
+      await store.close();
+      await rm(directory, { recursive: true, force: true });
+    },
   };
 });
 
 codeStoreContract(test, 'files (buffered writes)', async () => {
   const directory = await temporaryDirectory();
+  const store = createFileCodeStore({ directory, directWrites: false });
   return {
-    store: createFileCodeStore({ directory, directWrites: false }),
+    store,
     copies: (sha256) => countFiles(directory, sha256),
-    cleanup: () => rm(directory, { recursive: true, force: true }),
+    cleanup: async () => {
+      await store.close();
+      await rm(directory, { recursive: true, force: true });
+    },
   };
 });
 
 const setup = async (t: ExecutionContext) => {
   const directory = await temporaryDirectory();
   t.teardown(() => rm(directory, { recursive: true, force: true }));
-  return { directory, store: createFileCodeStore({ directory }) };
+  const store = createFileCodeStore({ directory });
+  t.teardown(() => store.close());
+  return { directory, store };
+};
+
+/**
+ * The temporary files under the root, but for the one the store prepares for its next upload (empty, as it
+ * is never written before an upload takes it).
+ */
+const leftovers = async (directory: string): Promise<string[]> => {
+  const root = join(directory, 'sha256');
+  const temporaries = (await readdir(root)).filter((name) => name.endsWith('.tmp'));
+  const sizes = await Promise.all(temporaries.map(async (name) => (await stat(join(root, name))).size));
+  const empty = temporaries.filter((_, index) => sizes[index] === 0);
+  return temporaries.filter((name) => !(empty.length === 1 && name === empty[0]));
 };
 
 const bytes = new TextEncoder().encode('PK fake zip bytes');
@@ -56,6 +78,7 @@ test('files: concurrent puts of the same bytes leave one file and no temporary f
   const { directory, store } = await setup(t);
   await Promise.all([store.put(bytes), store.put(bytes), store.put(bytes)]);
   t.deepEqual(await readdir(join(directory, 'sha256', sha256.slice(0, 2))), [`${sha256}.zip`]);
+  t.deepEqual(await leftovers(directory), []);
 });
 
 test('files: uploads leave no temporary files, whether committed, discarded or already stored', async (t) => {
@@ -70,13 +93,57 @@ test('files: uploads leave no temporary files, whether committed, discarded or a
     await upload.commit();
   }
   const files = await readdir(join(directory, 'sha256'), { recursive: true });
-  t.deepEqual(files.sort(), [sha256.slice(0, 2), join(sha256.slice(0, 2), `${sha256}.zip`)]);
+  t.deepEqual(files.filter((name) => !name.endsWith('.tmp')).sort(), [
+    sha256.slice(0, 2),
+    join(sha256.slice(0, 2), `${sha256}.zip`),
+  ]);
+  t.deepEqual(await leftovers(directory), []);
+  await store.close();
+  t.deepEqual(
+    (await readdir(join(directory, 'sha256'))).filter((name) => name.endsWith('.tmp')),
+    [],
+    'closing the store removes the file it prepared',
+  );
+});
+
+test('files: temporary files an hour old, left by a stopped process, are removed by the next one', async (t) => {
+  const { directory, store } = await setup(t);
+  await store.put(bytes);
+  const root = join(directory, 'sha256');
+  const stray = join(root, 'upload-left-by-a-crash.tmp');
+  const recent = join(root, 'upload-of-another-process.tmp');
+  await writeFile(stray, 'partial');
+  await writeFile(recent, 'in progress');
+  const hourAgo = new Date(Date.now() - 61 * 60 * 1000);
+  await utimes(stray, hourAgo, hourAgo);
+  const next = createFileCodeStore({ directory });
+  await next.put(new TextEncoder().encode('another package'));
+  await next.close();
+  const names = await readdir(root);
+  t.false(names.includes('upload-left-by-a-crash.tmp'));
+  t.true(names.includes('upload-of-another-process.tmp'), 'a recent one may be an upload still running');
 });
 
 test('files: packages of every size around the block and scratch sizes are stored byte for byte', async (t) => {
   const { directory, store } = await setup(t);
   const mib = 1024 * 1024;
-  for (const size of [1, 511, 4095, 4096, 4097, mib - 1, mib, mib + 1, 2 * mib + 4096, 2.5 * mib + 7]) {
+  const segment = 256 * 1024;
+  for (const size of [
+    1,
+    511,
+    4095,
+    4096,
+    4097,
+    segment - 1,
+    segment,
+    segment + 1,
+    3 * segment + 4095,
+    mib - 1,
+    mib,
+    mib + 1,
+    2 * mib + 4096,
+    2.5 * mib + 7,
+  ]) {
     const payload = new Uint8Array(randomBytes(size));
     const hash = createHash('sha256').update(payload).digest('hex');
     const upload = store.upload();
@@ -89,9 +156,5 @@ test('files: packages of every size around the block and scratch sizes are store
     const put = await store.put(copy);
     t.deepEqual(await store.get(put.sha256), copy, `put of ${size}`);
   }
-  const names = await readdir(join(directory, 'sha256'), { recursive: true });
-  t.deepEqual(
-    names.filter((name) => name.endsWith('.tmp')),
-    [],
-  );
+  t.deepEqual(await leftovers(directory), []);
 });
