@@ -11,6 +11,12 @@ export interface DispatcherOptions {
   readonly readStore: ReadStore;
   /** Where the Queued record of an accepted async request is written (and removed if its publish failed). */
   readonly recorder: Pick<InvocationRecorder, 'queued' | 'forget'>;
+  /**
+   * Records the result of a sync invocation this node was answered with (its JSON text alongside): sync
+   * requests ask the runner for the reply only. Called for every reply, awaited or not; it reports its own
+   * failures.
+   */
+  readonly recordAnswer: (result: InvocationResult, value: string) => void;
   /** Invocations of one function this node lets run at once, unless the function says otherwise. */
   readonly defaultConcurrencyLimit: number;
   /** How much longer than the function's timeout a sync caller waits for a runner's answer. */
@@ -103,7 +109,7 @@ export const createInvocationDispatcher = (options: DispatcherOptions) => {
       version: target.version.version,
       payload: input.payload,
       invocationType: sync ? 'RequestResponse' : 'Event',
-      ...(sync ? { replyTo: replyTopic } : {}),
+      ...(sync ? { replyTo: replyTopic, callerRecords: true } : {}),
       enqueuedAt: now().toISOString(),
       ...(traceparent === undefined ? {} : { traceparent }),
     };
@@ -128,6 +134,7 @@ export const createInvocationDispatcher = (options: DispatcherOptions) => {
         async (message) => {
           const result = JSON.parse(message.value) as InvocationResult;
           waiting.get(result.requestId)?.(result);
+          options.recordAnswer(result, message.value);
         },
       );
     },

@@ -19,6 +19,7 @@ import { createFunctionCommands, type FunctionCommands } from '../commands/funct
 import { createInvocationDispatcher } from '../commands/invocations.ts';
 import { createPurger } from '../commands/purger.ts';
 import { createUserCommands, type UserCommands } from '../commands/users.ts';
+import { type InvocationResult, TOPICS } from '../domain/invocation/messages.ts';
 import type { Clock, CodeStore, EventStore, Ids, InvocationBus, ReadStore } from '../domain/ports.ts';
 import { errorOf } from '../domain/shared/errors.ts';
 import { createInvocationRecorder, INVOCATION_INDEXES, invocationTotals } from '../projections/invocations.ts';
@@ -32,7 +33,7 @@ import { READ_MODELS } from '../projections/readModels.ts';
 import { RUNNERS_COLLECTION } from '../projections/runners.ts';
 import { DECOY_HASH, hashPassword, verifyPassword } from './auth/passwords.ts';
 import { loadOrCreateSecret } from './auth/secret.ts';
-import { type QueueRecords, startRecorderThread, startRecording } from './recorderThread.ts';
+import { type LocalRecords, startRecorderThread, startRecording } from './recorderThread.ts';
 import { createEmbeddedBroker, type EmbeddedBroker } from './bus/embedded/broker.ts';
 import { inspectZip } from './codePackage/inspect.ts';
 import { type Config, runnerEnvironment } from './config.ts';
@@ -187,7 +188,7 @@ const startProjectionWork = async (
     ? await startRecording(bus, readStore, { nodeId: core.nodeId, retentionMs: config.invocationRetentionMs, logger })
     : await startRecorderThread(config, core.nodeId, logger);
   return {
-    queueRecords: recording satisfies QueueRecords,
+    localRecords: recording satisfies LocalRecords,
     async close() {
       await recording.close();
       await projector.stop();
@@ -278,17 +279,27 @@ const startHttpApi = async (
   logger: Logger,
   surface: 'full' | 'gateway',
   commands: ReturnType<typeof commandsOf>,
-  /** Where Queued records go: the recording thread of this process, if it has one. */
-  queueRecords?: QueueRecords,
+  /** The recording of this process, if it has one: Queued records and sync answers go to it. */
+  localRecords?: LocalRecords,
 ) => {
   const { readStore, bus, nodeId, clock } = core;
   const recorder =
-    queueRecords ?? createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
+    localRecords ?? createInvocationRecorder({ readStore, nodeId, retentionMs: config.invocationRetentionMs });
+  const unrecorded = (error: unknown) =>
+    logger.warn({ err: error }, 'the result of a sync invocation could not be recorded');
+  // Without a recording here, the answer goes to the results topic for the node that records.
+  const recordAnswer = (result: InvocationResult, value: string) => {
+    const recorded =
+      localRecords?.answered(value) ??
+      bus.publish(TOPICS.results, [{ key: result.functionName, value }], { confirm: false });
+    recorded.catch(unrecorded);
+  };
   const dispatcher = createInvocationDispatcher({
     nodeId,
     bus,
     readStore,
     recorder,
+    recordAnswer,
     defaultConcurrencyLimit: config.functionConcurrency,
     replyGraceMs: 10_000,
     now: () => clock.now(),
@@ -403,7 +414,7 @@ export const startPlatform = async (
     );
   }
 
-  const http = await startHttpApi(core, config, logger, 'full', commands, projection.queueRecords);
+  const http = await startHttpApi(core, config, logger, 'full', commands, projection.localRecords);
   const scheduled = startScheduledJobs(core, config, logger, commands.functions);
 
   return {

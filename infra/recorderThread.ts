@@ -26,14 +26,20 @@ interface RecorderThreadData {
   readonly logLevel: string;
 }
 
-/** What the API writes of an async request it accepted: the Queued record, or its removal if the publish failed. */
-export type QueueRecords = Pick<InvocationRecorder, 'queued' | 'forget'>;
-type QueuedRequest = Parameters<QueueRecords['queued']>[0];
+/**
+ * What the API of this process has recorded: the Queued record of an async request it accepted (or its
+ * removal if the publish failed), and the results of sync invocations it was answered with (their JSON).
+ */
+export type LocalRecords = Pick<InvocationRecorder, 'queued' | 'forget'> & {
+  answered(value: string): Promise<void>;
+};
+type QueuedRequest = Parameters<LocalRecords['queued']>[0];
 
 type ToThread =
   | { readonly type: 'close' }
   | { readonly type: 'queued'; readonly request: QueuedRequest }
-  | { readonly type: 'forget'; readonly requestId: string };
+  | { readonly type: 'forget'; readonly requestId: string }
+  | { readonly type: 'answered'; readonly values: readonly string[] };
 type FromThread =
   | { readonly type: 'ready' }
   | { readonly type: 'closed' }
@@ -64,6 +70,7 @@ export const startRecording = async (
   return {
     queued: (request: QueuedRequest) => recorder.queued(request),
     forget: (requestId: string) => recorder.forget(requestId),
+    answered: (value: string) => recorder.record(JSON.parse(value) as InvocationResult),
     async close() {
       clearInterval(flushTimer);
       for (const consumer of consumers) await consumer.close();
@@ -75,8 +82,9 @@ export const startRecording = async (
 /**
  * Starts the recording thread; resolves once it consumes. It opens its own read store and bus client (the
  * embedded broker's socket, or Kafka), as a runner does. A thread that dies is started again after a second.
- * The API's Queued records go to it too (`queued`, `forget`): one thread writes the file, so the thread that
- * answers HTTP never waits for SQLite's write lock (its busy handler sleeps in milliseconds).
+ * The API's Queued records go to it too (`queued`, `forget`), and the sync results it was answered with
+ * (`answered`): one thread writes the file, so the thread that answers HTTP never waits for SQLite's write lock
+ * (its busy handler sleeps in milliseconds).
  */
 export const startRecorderThread = async (config: Config, nodeId: string, logger: Logger) => {
   const data: RecorderThreadData = { recorderThread: true, config, nodeId, logLevel: logger.level };
@@ -111,9 +119,21 @@ export const startRecorderThread = async (config: Config, nodeId: string, logger
     if (worker === undefined) throw new StoreError('UNAVAILABLE', 'the recording thread is not running');
     worker.postMessage(message);
   };
+  // The answers of one event-loop turn go to the thread in one message.
+  let answers: string[] = [];
+  const sendAnswers = () => {
+    const values = answers;
+    answers = [];
+    worker?.postMessage({ type: 'answered', values } satisfies ToThread);
+  };
   return {
     queued: (request: QueuedRequest) => send({ type: 'queued', request }),
     forget: (requestId: string) => send({ type: 'forget', requestId }),
+    async answered(value: string) {
+      if (worker === undefined) throw new StoreError('UNAVAILABLE', 'the recording thread is not running');
+      if (answers.length === 0) setImmediate(sendAnswers);
+      answers.push(value);
+    },
     async close() {
       stopping = true;
       clearTimeout(restartTimer);
@@ -143,6 +163,14 @@ const runThread = async () => {
       logger,
     });
     port.on('message', (message: ToThread) => {
+      if (message.type === 'answered') {
+        for (const value of message.values) {
+          recording
+            .answered(value)
+            .catch((error: unknown) => logger.error({ err: error }, 'recording a sync result failed'));
+        }
+        return;
+      }
       if (message.type === 'queued' || message.type === 'forget') {
         const written =
           message.type === 'queued' ? recording.queued(message.request) : recording.forget(message.requestId);

@@ -183,26 +183,31 @@ export const createInvoker = (options: InvokerOptions) => {
 
   const unrecorded = new Set<Promise<void>>();
 
-  const publishResult = async (
-    result: InvocationResult,
-    replyTo: string | undefined,
-    traceparent: string | undefined,
-  ) => {
+  const publishResult = async (result: InvocationResult, request: InvocationRequest) => {
+    const { replyTo, traceparent } = request;
     const headers = traceparent === undefined ? undefined : { traceparent };
     const message = { key: result.functionName, value: JSON.stringify(result), ...(headers ? { headers } : {}) };
-    // Both are sent at once: the reply is delivered straight away, the result after the bus log's next commit.
-    // A sync caller waits for the reply itself, and the record of its result is the recorder's business: neither
-    // publish is confirmed, so the runner's answer and its acknowledgement of the request go out as one write.
-    const sync = replyTo === undefined ? undefined : { confirm: false };
-    const replied = replyTo === undefined ? undefined : options.bus.publish(replyTo, [message], sync);
-    const recorded = options.bus.publish(TOPICS.results, [message], sync).then(() => options.onResult?.(result));
-    if (replied === undefined) {
-      await recorded;
+    if (replyTo === undefined) {
+      await options.bus.publish(TOPICS.results, [message]);
+      options.onResult?.(result);
+      return;
+    }
+    // A sync caller waits for the reply itself; neither publish is confirmed, so the runner's answer and its
+    // acknowledgement of the request go out as one write (the reply is delivered straight away, a result after
+    // the bus log's next commit). A caller that records what it is answered with (a Strata API node) gets the
+    // reply only: the result would cross the bus a second time for the same record.
+    const sync = { confirm: false };
+    const replied = options.bus.publish(replyTo, [message], sync);
+    if (request.callerRecords === true) {
+      await replied;
+      options.onResult?.(result);
       return;
     }
     // A sync request lives on an ephemeral topic and its caller has the answer: holding the request (and a
     // runner slot) until the result is on disk only slows the next call, and a redelivery would run it again.
-    const recording: Promise<void> = recorded
+    const recording: Promise<void> = options.bus
+      .publish(TOPICS.results, [message], sync)
+      .then(() => options.onResult?.(result))
       .then(undefined, (error: unknown) =>
         options.logger?.warn(
           { err: error, requestId: result.requestId },
@@ -323,7 +328,7 @@ export const createInvoker = (options: InvokerOptions) => {
           deadLettered: invocationType === 'Event',
         };
         if (invocationType === 'Event') await deadLetter(message, target.message, requestId);
-        await publishResult(result, request.replyTo, request.traceparent);
+        await publishResult(result, request);
         return result.outcome;
       }
       const { fn } = target;
@@ -346,8 +351,7 @@ export const createInvoker = (options: InvokerOptions) => {
               completedAt: new Date(now()).toISOString(),
               deadLettered: true,
             },
-            request.replyTo,
-            request.traceparent,
+            request,
           );
           return 'platformError';
         }
@@ -376,7 +380,7 @@ export const createInvoker = (options: InvokerOptions) => {
         count(result);
         if (!retry) {
           if (exhausted) await deadLetter(message, `${run.result.outcome} after ${attempts} attempt(s)`, requestId);
-          await publishResult(result, request.replyTo, request.traceparent);
+          await publishResult(result, request);
           return result.outcome;
         }
         await sleep(options.retryBaseDelayMs * 2 ** (attempts - 1), message.signal);

@@ -36,6 +36,11 @@ export interface InvocationRequest {
   readonly invocationType?: InvocationType;
   /** Topic to send the result to (sync callers). */
   readonly replyTo?: string;
+  /**
+   * With `replyTo`: the caller records the result it is answered with (Strata's API nodes do), so the
+   * runner publishes the reply only, not also the result on the results topic.
+   */
+  readonly callerRecords?: boolean;
   /** When the request was accepted (ISO-8601); the maximum event age counts from here. */
   readonly enqueuedAt?: string;
   /** W3C trace context of the caller. */
@@ -56,6 +61,7 @@ export const INVOCATION_REQUEST_SCHEMA = {
     payload: {},
     invocationType: { enum: ['RequestResponse', 'Event'] },
     replyTo: { type: 'string', pattern: '^strata\\.replies\\.[A-Za-z0-9._-]{1,128}$' },
+    callerRecords: { type: 'boolean' },
     enqueuedAt: { type: 'string', format: 'date-time' },
     traceparent: { type: 'string', maxLength: 256 },
   },
