@@ -33,19 +33,48 @@ interface Entry {
   lastUsed: number;
 }
 
+/** What is known of one key's containers: how long a lease and a start take, and who waits for a release. */
+interface KeyState {
+  /** Moving averages, in ms; undefined until one was seen. */
+  leaseMs: number | undefined;
+  startMs: number | undefined;
+  /** Callers waiting for a busy container of this key, handed it (or undefined: decide again) on release. */
+  readonly waiters: Array<(entry: Entry | undefined) => void>;
+}
+
+/** Weight of the newest sample in the moving averages. */
+const SMOOTHING = 0.2;
+const smooth = (average: number | undefined, sample: number): number =>
+  average === undefined ? sample : average + SMOOTHING * (sample - average);
+
 /**
- * Warm containers per function version. A container runs one invocation at a time; an idle one is
- * reused (warm start), else a new one is created while under the cap (cold start), else the oldest idle
- * container of another version is evicted, else the caller waits for a release.
+ * Warm containers per function version. A container runs one invocation at a time. An idle one is reused
+ * (warm start; the one used last first, so that a few stay hot and the rest age out). When all of the
+ * key's are busy, the caller waits for one of them if, at the rate they have been released, its turn would
+ * come sooner than a new container would start; else a new one is created while under the cap (cold
+ * start), else the oldest idle container of another version is evicted, else the caller waits for a release.
+ * A function that answers in microseconds then runs on one or two warm containers under any concurrency,
+ * instead of as many cold ones as there are callers.
  */
 export const createPool = (options: PoolOptions) => {
-  const now = options.now ?? Date.now;
+  // Sub-millisecond: a warm call can take microseconds, and lease times are averaged.
+  const now = options.now ?? (() => performance.timeOrigin + performance.now());
   const entries = new Set<Entry>();
+  const keys = new Map<string, KeyState>();
   const waiting: (() => void)[] = [];
   let creating = 0;
   let closed = false;
 
   const wakeOne = () => waiting.shift()?.();
+
+  const stateOf = (key: string): KeyState => {
+    let state = keys.get(key);
+    if (state === undefined) {
+      state = { leaseMs: undefined, startMs: undefined, waiters: [] };
+      keys.set(key, state);
+    }
+    return state;
+  };
 
   const remove = (entry: Entry) => {
     entries.delete(entry);
@@ -54,10 +83,16 @@ export const createPool = (options: PoolOptions) => {
     } catch {
       // already disposed (e.g. by a memory-limit breach)
     }
+    const state = keys.get(entry.key);
+    if (state === undefined) return;
+    // A caller waiting for this container decides again (it may now start one).
+    state.waiters.shift()?.(undefined);
+    if (state.waiters.length === 0 && ![...entries].some((other) => other.key === entry.key)) keys.delete(entry.key);
   };
 
   const leaseFor = (entry: Entry, cold: boolean): Lease => {
     entry.busy = true;
+    const leasedAt = now();
     let released = false;
     return {
       container: entry.container,
@@ -65,12 +100,43 @@ export const createPool = (options: PoolOptions) => {
       release(dispose) {
         if (released) return;
         released = true;
-        entry.busy = false;
+        const state = stateOf(entry.key);
+        state.leaseMs = smooth(state.leaseMs, now() - leasedAt);
         entry.lastUsed = now();
-        if (dispose) remove(entry);
+        if (dispose) {
+          entry.busy = false;
+          remove(entry);
+          wakeOne();
+          return;
+        }
+        const next = state.waiters.shift();
+        if (next !== undefined) {
+          next(entry);
+          return;
+        }
+        entry.busy = false;
         wakeOne();
       },
     };
+  };
+
+  /** The idle container of `key` used last, if any. */
+  const idleOf = (key: string): Entry | undefined => {
+    let found: Entry | undefined;
+    for (const entry of entries) {
+      if (entry.key === key && !entry.busy && (found === undefined || entry.lastUsed >= found.lastUsed)) found = entry;
+    }
+    return found;
+  };
+
+  /** Whether a caller of `key` is better off waiting for a busy container than starting one. */
+  const worthWaiting = (key: string): boolean => {
+    const state = keys.get(key);
+    if (state?.leaseMs === undefined || state.startMs === undefined) return false;
+    let busy = 0;
+    for (const entry of entries) if (entry.key === key && entry.busy) busy += 1;
+    if (busy === 0) return false;
+    return ((state.waiters.length + 1) / busy) * state.leaseMs < state.startMs;
   };
 
   const evictOldestIdle = (): boolean => {
@@ -95,13 +161,20 @@ export const createPool = (options: PoolOptions) => {
     async acquire(key: string, create: () => Promise<Container>): Promise<Lease> {
       for (;;) {
         if (closed) throw new Error('The container pool is closed');
-        for (const entry of entries) {
-          if (entry.key === key && !entry.busy) return leaseFor(entry, false);
+        const idle = idleOf(key);
+        if (idle !== undefined) return leaseFor(idle, false);
+        if (worthWaiting(key)) {
+          const handed = await new Promise<Entry | undefined>((resolve) => stateOf(key).waiters.push(resolve));
+          if (handed !== undefined) return leaseFor(handed, false);
+          continue;
         }
         if (entries.size + creating < options.maxContainers || evictOldestIdle()) {
           creating += 1;
+          const started = now();
           try {
             const container = await create();
+            const state = stateOf(key);
+            state.startMs = smooth(state.startMs, now() - started);
             const entry: Entry = { key, container, busy: true, lastUsed: now() };
             entries.add(entry);
             return leaseFor(entry, true);
@@ -126,7 +199,9 @@ export const createPool = (options: PoolOptions) => {
         if (entry.busy) busy += 1;
         else idleBytes += entry.container.memoryUsage();
       }
-      return { total: entries.size, busy, waiting: waiting.length, activeContainers, idleBytes };
+      let waitingForKey = 0;
+      for (const state of keys.values()) waitingForKey += state.waiters.length;
+      return { total: entries.size, busy, waiting: waiting.length + waitingForKey, activeContainers, idleBytes };
     },
 
     /** Disposes of every container (idle or not) whose key matches. */
@@ -139,6 +214,7 @@ export const createPool = (options: PoolOptions) => {
       clearInterval(sweeper);
       for (const entry of entries) remove(entry);
       for (const wake of waiting.splice(0)) wake();
+      for (const state of keys.values()) for (const wake of state.waiters.splice(0)) wake(undefined);
     },
   };
 };

@@ -14,9 +14,12 @@ const setup = (t: ExecutionContext, options: Partial<PoolOptions> = {}) => {
   const created: FakeContainer[] = [];
   const pool: Pool = createPool({ maxContainers: 2, idleTtlMs: 60_000, now: () => clock, ...options });
   t.teardown(() => pool.close());
+  /** How long the next creations take on the test's clock. */
+  let startMs = 0;
   const factory =
     (key: string, bytes = 1_000) =>
     async (): Promise<Container> => {
+      clock += startMs;
       const container: FakeContainer = {
         key,
         id: `${key}#${created.length + 1}`,
@@ -37,6 +40,9 @@ const setup = (t: ExecutionContext, options: Partial<PoolOptions> = {}) => {
     acquire: (key: string, bytes?: number): Promise<Lease> => pool.acquire(key, factory(key, bytes)),
     advance(ms: number) {
       clock += ms;
+    },
+    startsTake(ms: number) {
+      startMs = ms;
     },
   };
 };
@@ -65,6 +71,74 @@ test('a busy container is not shared: a second caller of the same key gets a new
   const second = await acquire('fn:v1');
   t.true(second.cold);
   t.not(second.container, first.container);
+});
+
+test('a caller waits for a busy container of its key when its turn comes sooner than a new one would start', async (t) => {
+  const { acquire, advance, created, pool, startsTake } = setup(t, { maxContainers: 10 });
+  startsTake(5);
+  const first = await acquire('fn:v1');
+  advance(1);
+  first.release(false);
+  // Leases take 1 ms, a start 5 ms: the second caller waits for the first container.
+  const busy = await acquire('fn:v1');
+  const waiter = acquire('fn:v1');
+  t.is(await state(waiter), 'pending');
+  t.is(pool.stats().waiting, 1);
+  advance(1);
+  busy.release(false);
+  const handed = await waiter;
+  t.false(handed.cold);
+  t.is(handed.container, first.container);
+  t.is(created.length, 1);
+
+  // Four more callers: at one release per ms, the fifth in line would wait 5 ms, no sooner than a start.
+  const queued = [1, 2, 3, 4].map(() => acquire('fn:v1'));
+  const started = acquire('fn:v1');
+  const fresh = await started;
+  t.true(fresh.cold, 'with four waiting ahead, the next caller starts a container');
+  t.is(created.length, 2);
+  for (const waiting of queued) t.is(await state(waiting), 'pending');
+  handed.release(false);
+  fresh.release(false);
+  t.false((await queued[0])?.cold);
+  t.false((await queued[1])?.cold);
+});
+
+test('a caller starts a container when the busy ones are held longer than a start takes', async (t) => {
+  const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 });
+  startsTake(5);
+  const first = await acquire('fn:v1');
+  advance(50);
+  first.release(false);
+  await acquire('fn:v1');
+  const second = await acquire('fn:v1');
+  t.true(second.cold);
+  t.is(created.length, 2);
+});
+
+test('a caller waiting for a container that is disposed of decides again, and starts one', async (t) => {
+  const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 });
+  startsTake(5);
+  const first = await acquire('fn:v1');
+  advance(1);
+  first.release(false);
+  const busy = await acquire('fn:v1');
+  const waiter = acquire('fn:v1');
+  t.is(await state(waiter), 'pending');
+  busy.release(true);
+  const next = await waiter;
+  t.true(next.cold);
+  t.is(created.length, 2);
+});
+
+test('of the idle containers of a key, the one used last is taken first', async (t) => {
+  const { acquire, advance } = setup(t);
+  const a = await acquire('fn:v1');
+  const b = await acquire('fn:v1');
+  b.release(false);
+  advance(10);
+  a.release(false);
+  t.is((await acquire('fn:v1')).container, a.container);
 });
 
 test('at the cap, the oldest idle container of another key is evicted', async (t) => {
