@@ -50,8 +50,9 @@ const smooth = (average: number | undefined, sample: number): number =>
 /**
  * Warm containers per function version. A container runs one invocation at a time. An idle one is reused
  * (warm start; the one used last first, so that a few stay hot and the rest age out). When all of the
- * key's are busy, the caller waits for one of them if, at the rate they have been released, its turn would
- * come sooner than a new container would start; else a new one is created while under the cap (cold
+ * key's are busy and run on the runner's own thread (so that another would run no call sooner), the caller
+ * waits for one of them if, at the rate they have been released, its turn would come sooner than a new
+ * container would start; else a new one is created while under the cap (cold
  * start), else the oldest idle container of another version is evicted, else the caller waits for a release.
  * A function that answers in microseconds then runs on one or two warm containers under any concurrency,
  * instead of as many cold ones as there are callers.
@@ -134,7 +135,12 @@ export const createPool = (options: PoolOptions) => {
     const state = keys.get(key);
     if (state?.leaseMs === undefined || state.startMs === undefined) return false;
     let busy = 0;
-    for (const entry of entries) if (entry.key === key && entry.busy) busy += 1;
+    for (const entry of entries) {
+      if (entry.key !== key || !entry.busy) continue;
+      // A container that runs beside the others (a process, an isolate on the thread pool) is worth starting.
+      if (entry.container.runsOnRunnerThread?.() !== true) return false;
+      busy += 1;
+    }
     if (busy === 0) return false;
     return ((state.waiters.length + 1) / busy) * state.leaseMs < state.startMs;
   };

@@ -69,6 +69,11 @@ export interface Container {
   /** Time it took to create the sandbox and load the code, ms. */
   readonly coldStartMs: number;
   invoke(input: InvocationInput): Promise<ContainerResult>;
+  /**
+   * True while its calls run on the runner's own thread (an isolate whose code answers in microseconds):
+   * another container of the same code would then add no parallelism, only a cold start and memory.
+   */
+  readonly runsOnRunnerThread?: () => boolean;
   /** Heap in use right now, bytes (for idle-memory figures and heartbeats). */
   memoryUsage(): number;
   dispose(): void;

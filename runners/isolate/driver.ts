@@ -739,6 +739,7 @@ export const createIsolateDriver = (options: IsolateDriverOptions = {}): Runtime
           );
         }
       },
+      runsOnRunnerThread: () => !code.threaded,
       memoryUsage: () => (successor === null ? heapBytes() : successor.memoryUsage()),
       dispose: () => {
         successor?.dispose();

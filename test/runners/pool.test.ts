@@ -9,7 +9,7 @@ interface FakeContainer extends Container {
 }
 
 /** Containers that record their disposal, and a clock the test moves. */
-const setup = (t: ExecutionContext, options: Partial<PoolOptions> = {}) => {
+const setup = (t: ExecutionContext, options: Partial<PoolOptions> = {}, runsOnRunnerThread = true) => {
   let clock = 1_000_000;
   const created: FakeContainer[] = [];
   const pool: Pool = createPool({ maxContainers: 2, idleTtlMs: 60_000, now: () => clock, ...options });
@@ -26,6 +26,7 @@ const setup = (t: ExecutionContext, options: Partial<PoolOptions> = {}) => {
         coldStartMs: 5,
         disposed: false,
         invoke: () => Promise.reject(new Error('not used')),
+        runsOnRunnerThread: () => runsOnRunnerThread,
         memoryUsage: () => bytes,
         dispose() {
           container.disposed = true;
@@ -75,11 +76,11 @@ test('a busy container is not shared: a second caller of the same key gets a new
 
 test('a caller waits for a busy container of its key when its turn comes sooner than a new one would start', async (t) => {
   const { acquire, advance, created, pool, startsTake } = setup(t, { maxContainers: 10 });
-  startsTake(5);
+  startsTake(8);
   const first = await acquire('fn:v1');
   advance(1);
   first.release(false);
-  // Leases take 1 ms, a start 5 ms: the second caller waits for the first container.
+  // Leases take 1 ms, a start 8 ms: the second caller waits for the first container.
   const busy = await acquire('fn:v1');
   const waiter = acquire('fn:v1');
   t.is(await state(waiter), 'pending');
@@ -91,11 +92,11 @@ test('a caller waits for a busy container of its key when its turn comes sooner 
   t.is(handed.container, first.container);
   t.is(created.length, 1);
 
-  // Four more callers: at one release per ms, the fifth in line would wait 5 ms, no sooner than a start.
-  const queued = [1, 2, 3, 4].map(() => acquire('fn:v1'));
+  // At one release per ms, the eighth in line would wait 8 ms, no sooner than a start.
+  const queued = [1, 2, 3, 4, 5, 6, 7].map(() => acquire('fn:v1'));
   const started = acquire('fn:v1');
   const fresh = await started;
-  t.true(fresh.cold, 'with four waiting ahead, the next caller starts a container');
+  t.true(fresh.cold, 'with seven waiting ahead, the next caller starts a container');
   t.is(created.length, 2);
   for (const waiting of queued) t.is(await state(waiting), 'pending');
   handed.release(false);
@@ -104,9 +105,22 @@ test('a caller waits for a busy container of its key when its turn comes sooner 
   t.false((await queued[1])?.cold);
 });
 
+test('a caller starts a container when the busy ones run beside the runner (processes, threaded isolates)', async (t) => {
+  const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 }, false);
+  startsTake(8);
+  const first = await acquire('fn:v1');
+  // Its turn would come in 1 ms, sooner than a start, but a second container can run beside the first.
+  advance(1);
+  first.release(false);
+  await acquire('fn:v1');
+  const second = await acquire('fn:v1');
+  t.true(second.cold);
+  t.is(created.length, 2);
+});
+
 test('a caller starts a container when the busy ones are held longer than a start takes', async (t) => {
   const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 });
-  startsTake(5);
+  startsTake(8);
   const first = await acquire('fn:v1');
   advance(50);
   first.release(false);
@@ -118,7 +132,7 @@ test('a caller starts a container when the busy ones are held longer than a star
 
 test('a caller waiting for a container that is disposed of decides again, and starts one', async (t) => {
   const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 });
-  startsTake(5);
+  startsTake(8);
   const first = await acquire('fn:v1');
   advance(1);
   first.release(false);
