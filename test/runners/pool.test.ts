@@ -74,13 +74,19 @@ test('a busy container is not shared: a second caller of the same key gets a new
   t.not(second.container, first.container);
 });
 
-test('a caller waits for a busy container of its key when its turn comes sooner than a new one would start', async (t) => {
-  const { acquire, advance, created, pool, startsTake } = setup(t, { maxContainers: 10 });
-  startsTake(8);
-  const first = await acquire('fn:v1');
-  advance(1);
+/** A pool whose containers start in 8 ms, after one lease of `leaseMs` (its container is idle again). */
+const primed = async (t: ExecutionContext, leaseMs: number, runsOnRunnerThread = true) => {
+  const fixture = setup(t, { maxContainers: 10 }, runsOnRunnerThread);
+  fixture.startsTake(8);
+  const first = await fixture.acquire('fn:v1');
+  fixture.advance(leaseMs);
   first.release(false);
+  return { ...fixture, first };
+};
+
+test('a caller waits for a busy container of its key when its turn comes sooner than a new one would start', async (t) => {
   // Leases take 1 ms, a start 8 ms: the second caller waits for the first container.
+  const { acquire, advance, created, pool, first } = await primed(t, 1);
   const busy = await acquire('fn:v1');
   const waiter = acquire('fn:v1');
   t.is(await state(waiter), 'pending');
@@ -105,37 +111,25 @@ test('a caller waits for a busy container of its key when its turn comes sooner 
   t.false((await queued[1])?.cold);
 });
 
-test('a caller starts a container when the busy ones run beside the runner (processes, threaded isolates)', async (t) => {
-  const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 }, false);
-  startsTake(8);
-  const first = await acquire('fn:v1');
-  // Its turn would come in 1 ms, sooner than a start, but a second container can run beside the first.
-  advance(1);
-  first.release(false);
+/** After `primed`, two callers at once: what the second gets. */
+const secondCaller = async (t: ExecutionContext, leaseMs: number, runsOnRunnerThread: boolean) => {
+  const { acquire, created } = await primed(t, leaseMs, runsOnRunnerThread);
   await acquire('fn:v1');
-  const second = await acquire('fn:v1');
-  t.true(second.cold);
-  t.is(created.length, 2);
+  const second = await state(acquire('fn:v1'));
+  return { cold: second !== 'pending' && second.cold, created: created.length };
+};
+
+test('a caller starts a container when the busy ones run beside the runner (processes, threaded isolates)', async (t) => {
+  // Its turn would come in 1 ms, sooner than a start, but a second container can run beside the first.
+  t.deepEqual(await secondCaller(t, 1, false), { cold: true, created: 2 });
 });
 
 test('a caller starts a container when the busy ones are held longer than a start takes', async (t) => {
-  const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 });
-  startsTake(8);
-  const first = await acquire('fn:v1');
-  advance(50);
-  first.release(false);
-  await acquire('fn:v1');
-  const second = await acquire('fn:v1');
-  t.true(second.cold);
-  t.is(created.length, 2);
+  t.deepEqual(await secondCaller(t, 50, true), { cold: true, created: 2 });
 });
 
 test('a caller waiting for a container that is disposed of decides again, and starts one', async (t) => {
-  const { acquire, advance, created, startsTake } = setup(t, { maxContainers: 10 });
-  startsTake(8);
-  const first = await acquire('fn:v1');
-  advance(1);
-  first.release(false);
+  const { acquire, created } = await primed(t, 1);
   const busy = await acquire('fn:v1');
   const waiter = acquire('fn:v1');
   t.is(await state(waiter), 'pending');
