@@ -244,10 +244,11 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     return direct;
   };
 
-  // The bytes go to a temporary file under the root as they arrive, one write (of all that queued meanwhile)
-  // at a time, and are hashed as they are handed in; commit then flushes and renames it to its hash, or drops
-  // it when the blob is already there. A crash leaves at worst a stray temporary file, never a partial blob
-  // under its final name; the directory sync makes the rename itself durable.
+  // The bytes go to a temporary file under the root as they arrive (see the writers), and are hashed as they
+  // are handed in; commit then flushes and renames it to its hash, or drops it when the blob is already there.
+  // A crash leaves at worst a stray temporary file, never a partial blob under its final name; the directory
+  // sync makes the rename itself durable.
+  //
   // The temporary file of the next upload is created ahead, while the one before it is received: created
   // when an upload starts, it would open only once most of the body has come (its completion waits behind
   // the body's reads), and so would its first write.
