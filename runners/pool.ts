@@ -54,6 +54,7 @@ const smooth = (average: number | undefined, sample: number): number =>
  * waits for one of them if, at the rate they have been released, its turn would come sooner than a new
  * container would start; else a new one is created while under the cap (cold
  * start), else the oldest idle container of another version is evicted, else the caller waits for a release.
+ * A caller waits in line at most as long as a start takes.
  * A function that answers in microseconds then runs on one or two warm containers under any concurrency,
  * instead of as many cold ones as there are callers.
  */
@@ -130,6 +131,28 @@ export const createPool = (options: PoolOptions) => {
     return found;
   };
 
+  /**
+   * A busy container of `key` once one is released; undefined when the caller should decide again (one was
+   * disposed of, or the pool closed). A caller still waiting after the time a start takes (the busy ones are
+   * held longer than they were, by a handler awaiting a timer) stops waiting, and starts one.
+   */
+  const waitForRelease = (key: string): Promise<Entry | undefined | 'waitedLongEnough'> => {
+    const state = stateOf(key);
+    return new Promise((resolve) => {
+      const handOver = (entry: Entry | undefined) => {
+        clearTimeout(timer);
+        resolve(entry);
+      };
+      const timer = setTimeout(() => {
+        const index = state.waiters.indexOf(handOver);
+        if (index === -1) return;
+        state.waiters.splice(index, 1);
+        resolve('waitedLongEnough');
+      }, state.startMs ?? 0);
+      state.waiters.push(handOver);
+    });
+  };
+
   /** Whether a caller of `key` is better off waiting for a busy container than starting one. */
   const worthWaiting = (key: string): boolean => {
     const state = keys.get(key);
@@ -165,13 +188,15 @@ export const createPool = (options: PoolOptions) => {
   return {
     /** A warm container of `key`, or a new one from `create`; rejects with `create`'s error. */
     async acquire(key: string, create: () => Promise<Container>): Promise<Lease> {
+      let waitedLongEnough = false;
       for (;;) {
         if (closed) throw new Error('The container pool is closed');
         const idle = idleOf(key);
         if (idle !== undefined) return leaseFor(idle, false);
-        if (worthWaiting(key)) {
-          const handed = await new Promise<Entry | undefined>((resolve) => stateOf(key).waiters.push(resolve));
-          if (handed !== undefined) return leaseFor(handed, false);
+        if (!waitedLongEnough && worthWaiting(key)) {
+          const handed = await waitForRelease(key);
+          if (handed === 'waitedLongEnough') waitedLongEnough = true;
+          else if (handed !== undefined) return leaseFor(handed, false);
           continue;
         }
         if (entries.size + creating < options.maxContainers || evictOldestIdle()) {

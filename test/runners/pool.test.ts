@@ -74,10 +74,13 @@ test('a busy container is not shared: a second caller of the same key gets a new
   t.not(second.container, first.container);
 });
 
-/** A pool whose containers start in 8 ms, after one lease of `leaseMs` (its container is idle again). */
-const primed = async (t: ExecutionContext, leaseMs: number, runsOnRunnerThread = true) => {
+/**
+ * A pool whose containers start in `startMs` (a second, by default: a caller waits in line at most that long,
+ * on the real clock), after one lease of `leaseMs` (its container is idle again).
+ */
+const primed = async (t: ExecutionContext, leaseMs: number, runsOnRunnerThread = true, startMs = 1_000) => {
   const fixture = setup(t, { maxContainers: 10 }, runsOnRunnerThread);
-  fixture.startsTake(8);
+  fixture.startsTake(startMs);
   const first = await fixture.acquire('fn:v1');
   fixture.advance(leaseMs);
   first.release(false);
@@ -85,20 +88,20 @@ const primed = async (t: ExecutionContext, leaseMs: number, runsOnRunnerThread =
 };
 
 test('a caller waits for a busy container of its key when its turn comes sooner than a new one would start', async (t) => {
-  // Leases take 1 ms, a start 8 ms: the second caller waits for the first container.
-  const { acquire, advance, created, pool, first } = await primed(t, 1);
+  // Leases take 125 ms, a start 1 s: the second caller waits for the first container.
+  const { acquire, advance, created, pool, first } = await primed(t, 125);
   const busy = await acquire('fn:v1');
   const waiter = acquire('fn:v1');
   t.is(await state(waiter), 'pending');
   t.is(pool.stats().waiting, 1);
-  advance(1);
+  advance(125);
   busy.release(false);
   const handed = await waiter;
   t.false(handed.cold);
   t.is(handed.container, first.container);
   t.is(created.length, 1);
 
-  // At one release per ms, the eighth in line would wait 8 ms, no sooner than a start.
+  // At one release per 125 ms, the eighth in line would wait 1 s, no sooner than a start.
   const queued = [1, 2, 3, 4, 5, 6, 7].map(() => acquire('fn:v1'));
   const started = acquire('fn:v1');
   const fresh = await started;
@@ -124,12 +127,23 @@ test('a caller starts a container when the busy ones run beside the runner (proc
   t.deepEqual(await secondCaller(t, 1, false), { cold: true, created: 2 });
 });
 
+test('a caller waits in line no longer than a start takes, then starts a container', async (t) => {
+  // A handler that awaits a timer holds its container far longer than the leases before it.
+  const { acquire, created } = await primed(t, 1, true, 200);
+  await acquire('fn:v1');
+  const waiter = acquire('fn:v1');
+  t.is(await state(waiter), 'pending');
+  const started = await waiter;
+  t.true(started.cold, 'no release came: it started one');
+  t.is(created.length, 2);
+});
+
 test('a caller starts a container when the busy ones are held longer than a start takes', async (t) => {
-  t.deepEqual(await secondCaller(t, 50, true), { cold: true, created: 2 });
+  t.deepEqual(await secondCaller(t, 2_000, true), { cold: true, created: 2 });
 });
 
 test('a caller waiting for a container that is disposed of decides again, and starts one', async (t) => {
-  const { acquire, created } = await primed(t, 1);
+  const { acquire, created } = await primed(t, 125);
   const busy = await acquire('fn:v1');
   const waiter = acquire('fn:v1');
   t.is(await state(waiter), 'pending');
