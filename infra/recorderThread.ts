@@ -92,13 +92,23 @@ export const startRecorderThread = async (config: Config, nodeId: string, logger
   let stopping = false;
   let restartTimer: NodeJS.Timeout | undefined;
 
+  /** Sync results answered while the thread was down: counted, reported once it is back. */
+  let unrecordedAnswers = 0;
   const start = () =>
     new Promise<void>((resolve, reject) => {
       const current = new Worker(new URL(import.meta.url), { workerData: data });
       worker = current;
       current.on('message', (message: FromThread) => {
-        if (message.type === 'ready') resolve();
-        else if (message.type === 'failed') reject(new Error(message.message));
+        if (message.type === 'ready') {
+          if (unrecordedAnswers > 0) {
+            logger.warn(
+              { count: unrecordedAnswers },
+              'sync results answered while the recording thread was down were not recorded',
+            );
+          }
+          unrecordedAnswers = 0;
+          resolve();
+        } else if (message.type === 'failed') reject(new Error(message.message));
       });
       current.once('error', (error) => {
         logger.error({ err: error }, 'the recording thread failed');
@@ -124,13 +134,18 @@ export const startRecorderThread = async (config: Config, nodeId: string, logger
   const sendAnswers = () => {
     const values = answers;
     answers = [];
-    worker?.postMessage({ type: 'answered', values } satisfies ToThread);
+    if (worker === undefined) unrecordedAnswers += values.length;
+    else worker.postMessage({ type: 'answered', values } satisfies ToThread);
   };
   return {
     queued: (request: QueuedRequest) => send({ type: 'queued', request }),
     forget: (requestId: string) => send({ type: 'forget', requestId }),
+    // The caller has its answer; a record lost while the thread restarts is counted, not logged one by one.
     async answered(value: string) {
-      if (worker === undefined) throw new StoreError('UNAVAILABLE', 'the recording thread is not running');
+      if (worker === undefined) {
+        unrecordedAnswers += 1;
+        return;
+      }
       if (answers.length === 0) setImmediate(sendAnswers);
       answers.push(value);
     },
