@@ -120,7 +120,7 @@ const openCore = async (
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const eventStore = await openEventStore(config, logger, role === 'all' ? {} : { pollIntervalMs: SHARED_LOG_POLL_MS });
   const readStore = await openReadStore(config, logger);
-  const codeStore = openCodeStore(config);
+  const codeStore = await openCodeStore(config);
   // STRATA_KAFKA_BROKERS switches the bus to Kafka; otherwise the embedded broker lives in this process.
   const kafka = dependencies.bus === undefined ? await openKafkaBus(config, nodeId, logger) : undefined;
   const external = dependencies.bus ?? kafka;

@@ -29,7 +29,7 @@ export const startRunner = async (config: Config, logger: Logger, bus?: Invocati
     (await openKafkaBus(config, nodeId, logger)) ??
     (await connectEmbeddedBus({ socketPath: busSocketPath(config.dataDir), clientId: nodeId, logger }));
   const readStore = await openReadStore(config, logger);
-  const codeStore = openCodeStore(config);
+  const codeStore = await openCodeStore(config);
   const drivers = {
     isolate: createIsolateDriver(),
     container: createContainerDriver({

@@ -3,15 +3,15 @@ import type { CodeStore, EventStore, ReadStore } from '../domain/ports.ts';
 import { INVOCATION_COLLECTIONS } from '../projections/invocations.ts';
 import { RUNNERS_COLLECTION } from '../projections/runners.ts';
 import { createFileCodeStore } from './codeStore/files/index.ts';
-import { createGridFsCodeStore } from './codeStore/gridfs/index.ts';
 import type { Config } from './config.ts';
-import { createKafkaBus, type KafkaBus } from './bus/kafka/index.ts';
-import { createEsdbEventStore } from './eventStore/esdb/index.ts';
+import type { KafkaBus } from './bus/kafka/index.ts';
 import { createSqliteEventStore } from './eventStore/sqlite/index.ts';
 import type { Logger } from './logger.ts';
-import { createMongoReadStore } from './readStore/mongo/index.ts';
 import { createPartitionedReadStore } from './readStore/partitioned.ts';
 import { createSqliteReadStore, moveCollections } from './readStore/sqlite/index.ts';
+
+// The production adapters are loaded only when configured: their clients (mongodb, @eventstore/db-client,
+// kafkajs) are ~15 MB of heap and most of the start-up time of a process that runs on embedded defaults.
 
 /**
  * The event log: EventStoreDB where STRATA_EVENTSTORE_URL is set, else SQLite in the data directory
@@ -28,7 +28,12 @@ export const openEventStore = async (
         ...options,
         logger: { warn: (message, details) => logger.warn(details ?? {}, message) },
       })
-    : await connected(createEsdbEventStore({ connectionString: config.eventStoreUrl, logger }));
+    : await connected(
+        (await import('./eventStore/esdb/index.ts')).createEsdbEventStore({
+          connectionString: config.eventStoreUrl,
+          logger,
+        }),
+      );
 
 /** Start-up fails here, with one line naming the service, when it cannot be reached. */
 const connected = async <T extends { connect(): Promise<void> }>(store: T): Promise<T> => {
@@ -45,7 +50,10 @@ const INVOCATION_DATA: ReadonlySet<string> = new Set([...Object.values(INVOCATIO
  * process's cache of the first is not dropped by every invocation another process records.
  */
 export const openReadStore = async (config: Config, logger: Logger): Promise<ReadStore> => {
-  if (config.mongoUrl !== undefined) return createMongoReadStore({ url: config.mongoUrl, logger });
+  if (config.mongoUrl !== undefined) {
+    const { createMongoReadStore } = await import('./readStore/mongo/index.ts');
+    return createMongoReadStore({ url: config.mongoUrl, logger });
+  }
   const mainPath = join(config.dataDir, 'read-models.db');
   const sidePath = join(config.dataDir, 'invocations.db');
   const moved = moveCollections(mainPath, sidePath, [...INVOCATION_DATA]);
@@ -58,17 +66,17 @@ export const openReadStore = async (config: Config, logger: Logger): Promise<Rea
 };
 
 /** Code packages: GridFS where STRATA_MONGODB_URL is set, else files in the data directory. */
-export const openCodeStore = (config: Config): CodeStore & { close?: () => Promise<void> } =>
+export const openCodeStore = async (config: Config): Promise<CodeStore & { close?: () => Promise<void> }> =>
   config.mongoUrl === undefined
     ? createFileCodeStore({ directory: join(config.dataDir, 'code') })
-    : createGridFsCodeStore({ url: config.mongoUrl });
+    : (await import('./codeStore/gridfs/index.ts')).createGridFsCodeStore({ url: config.mongoUrl });
 
 /** The invocation bus on Kafka, for a configuration that names brokers; connected, or start-up fails. */
 export const openKafkaBus = async (config: Config, clientId: string, logger: Logger): Promise<KafkaBus | undefined> =>
   config.kafkaBrokers === undefined
     ? undefined
     : connected(
-        createKafkaBus({
+        (await import('./bus/kafka/index.ts')).createKafkaBus({
           brokers: config.kafkaBrokers,
           clientId,
           logger,
