@@ -25,5 +25,5 @@ RUN mkdir -p /var/lib/strata && chown node:node /var/lib/strata
 # The code stays root's and read-only to the node user; runners need root (compose.yaml says why).
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "bin/strata.ts"]
+ENTRYPOINT ["node", "--single-threaded-gc", "bin/strata.ts"]
 CMD ["start"]

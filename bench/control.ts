@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { zipSync } from 'fflate';
 import { createSqliteEventStore } from '../infra/eventStore/sqlite/index.ts';
+import { NODE_FLAGS } from '../infra/nodeFlags.ts';
 import { type AppendRate, measureAppendRate } from './eventStoreAppend.ts';
 import { percentile, table } from './stats.ts';
 
@@ -84,6 +85,7 @@ const directory = await mkdtemp(join(tmpdir(), 'strata-bench-control-'));
 const server = spawn(
   process.execPath,
   [
+    ...NODE_FLAGS,
     ...(process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== ''),
     fileURLToPath(new URL('./controlServer.ts', import.meta.url)),
     join(directory, 'data'),

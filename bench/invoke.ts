@@ -21,6 +21,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { strToU8, zipSync } from 'fflate';
+import { NODE_FLAGS } from '../infra/nodeFlags.ts';
 import { type Connection, openConnection } from './loadgen.ts';
 import { percentile, table } from './stats.ts';
 
@@ -226,7 +227,7 @@ const startStrata = async (
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !SERVICE_VARIABLES.includes(name)),
   );
-  const child = spawn(process.execPath, [STRATA_BIN, 'start'], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, STRATA_BIN, 'start'], {
     env: {
       ...inherited,
       ...extraEnv,

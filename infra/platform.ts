@@ -42,6 +42,7 @@ import { busSocketPath } from './paths.ts';
 import { checkRoleConfiguration, type Role } from './roles.ts';
 import { startRunner } from './runner.ts';
 import { openCodeStore, openEventStore, openKafkaBus, openReadStore } from './stores.ts';
+import { NODE_FLAGS } from './nodeFlags.ts';
 import { childEnvironment, type SupervisedProcess, supervise } from './supervisor.ts';
 import { newRequestId, randomIds, systemClock } from './system.ts';
 import { startTelemetry } from './telemetry/index.ts';
@@ -403,7 +404,7 @@ export const startPlatform = async (
       supervise(
         `runner-${index}`,
         process.execPath,
-        [STRATA_BIN, 'start', '--role', 'runner'],
+        [...NODE_FLAGS, STRATA_BIN, 'start', '--role', 'runner'],
         childEnvironment({
           ...runnerEnvironment(config),
           STRATA_RUNNER_ID: `runner-${index}`,

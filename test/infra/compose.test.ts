@@ -96,7 +96,7 @@ test('every Strata service starts a role that bin/strata.ts accepts, through the
       `${name}: role ${roleOf(service)}; bin/strata.ts accepts ${roles.join(', ')}`,
     );
   }
-  t.regex(read('Dockerfile'), /^ENTRYPOINT \["node", "bin\/strata\.ts"\]$/m);
+  t.regex(read('Dockerfile'), /^ENTRYPOINT \["node", (?:"--[a-z-]+", )*"bin\/strata\.ts"\]$/m);
 });
 
 test('every STRATA_ variable compose.yaml sets is one infra/config.ts reads', (t) => {
@@ -144,4 +144,14 @@ test('nodes wait for healthy backing services; HTTP nodes have health checks; ru
     for (const dependency of needs) t.is(on[dependency], 'service_healthy', `${name} waits for ${dependency}`);
   }
   for (const name of withRole('runner')) t.true(services[name]?.privileged, `${name} is privileged`);
+});
+
+test('npm start and the image start Node with the flags the runner processes get', async (t) => {
+  const { NODE_FLAGS } = (await import(new URL('infra/nodeFlags.ts', ROOT).href)) as {
+    NODE_FLAGS: readonly string[];
+  };
+  const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start;
+  t.is(start, ['node', ...NODE_FLAGS, 'bin/strata.ts', 'start'].join(' '));
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(read('Dockerfile'))?.[1];
+  t.deepEqual(JSON.parse(entrypoint ?? 'null'), ['node', ...NODE_FLAGS, 'bin/strata.ts']);
 });
