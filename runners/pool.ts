@@ -49,14 +49,13 @@ const smooth = (average: number | undefined, sample: number): number =>
 
 /**
  * Warm containers per function version. A container runs one invocation at a time. An idle one is reused
- * (warm start; the one used last first, so that a few stay hot and the rest age out). When all of the
- * key's are busy and run on the runner's own thread (so that another would run no call sooner), the caller
- * waits for one of them if, at the rate they have been released, its turn would come sooner than a new
- * container would start; else a new one is created while under the cap (cold
- * start), else the oldest idle container of another version is evicted, else the caller waits for a release.
- * A caller waits in line at most as long as a start takes.
- * A function that answers in microseconds then runs on one or two warm containers under any concurrency,
- * instead of as many cold ones as there are callers.
+ * (warm start; the one used last first, so that a few stay hot and the rest age out). When all of the key's
+ * are busy and run on the runner's own thread (so that another would run no call sooner), the caller waits
+ * for one of them if, at the rate they have been released, its turn would come sooner than a new container
+ * would start, and for at most that long. Else a new one is created while under the cap (cold start), else
+ * the oldest idle container of another version is evicted, else the caller waits for a release. A function
+ * that answers in microseconds then runs on a few warm containers under any concurrency, instead of as many
+ * cold ones as there are callers.
  */
 export const createPool = (options: PoolOptions) => {
   // Sub-millisecond: a warm call can take microseconds, and lease times are averaged.
