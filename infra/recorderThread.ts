@@ -69,13 +69,25 @@ export const startRecording = async (
     () => void recorder.flush().catch((error: unknown) => options.logger.error({ err: error }, 'metrics flush failed')),
     FLUSH_INTERVAL_MS,
   );
+  // Answers handed over by the API are recorded before closing, as the consumers' results are.
+  const answering = new Set<Promise<void>>();
   return {
     queued: (request: QueuedRequest) => recorder.queued(request),
     forget: (requestId: string) => recorder.forget(requestId),
-    answered: (value: string) => recorder.record(JSON.parse(value) as InvocationResult),
+    answered(value: string): Promise<void> {
+      const recorded = recorder.record(JSON.parse(value) as InvocationResult);
+      const tracked = recorded.then(
+        () => {},
+        () => {},
+      );
+      answering.add(tracked);
+      void tracked.then(() => answering.delete(tracked));
+      return recorded;
+    },
     async close() {
       clearInterval(flushTimer);
       for (const consumer of consumers) await consumer.close();
+      await Promise.all(answering);
       await recorder.flush();
     },
   };
