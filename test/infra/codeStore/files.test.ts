@@ -18,31 +18,22 @@ const countFiles = async (directory: string, sha256: string): Promise<number> =>
   }
 };
 
-codeStoreContract(test, 'files', async () => {
+/** A store in a directory of its own, removed with it. */
+const contractStore = (options: { directWrites?: boolean }) => async () => {
   const directory = await temporaryDirectory();
-  const store = createFileCodeStore({ directory });
+  const store = createFileCodeStore({ directory, ...options });
   return {
     store,
-    copies: (sha256) => countFiles(directory, sha256),
+    copies: (sha256: string) => countFiles(directory, sha256),
     cleanup: async () => {
       await store.close();
       await rm(directory, { recursive: true, force: true });
     },
   };
-});
+};
 
-codeStoreContract(test, 'files (buffered writes)', async () => {
-  const directory = await temporaryDirectory();
-  const store = createFileCodeStore({ directory, directWrites: false });
-  return {
-    store,
-    copies: (sha256) => countFiles(directory, sha256),
-    cleanup: async () => {
-      await store.close();
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
-});
+codeStoreContract(test, 'files', contractStore({}));
+codeStoreContract(test, 'files (buffered writes)', contractStore({ directWrites: false }));
 
 const setup = async (t: ExecutionContext) => {
   const directory = await temporaryDirectory();
