@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CodeStore, CodeUpload } from '../../../domain/ports.ts';
@@ -50,8 +50,6 @@ declare const WebAssembly: { Memory: new (descriptor: { initial: number }) => { 
 const alignedScratch = (): Buffer =>
   Buffer.from(new WebAssembly.Memory({ initial: SCRATCH_BYTES / WASM_PAGE_BYTES }).buffer);
 
-const alignUp = (length: number): number => Math.ceil(length / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT;
-
 /** Writes `length` bytes of `buffer` at `position`, however much each call takes. */
 const writeAll = async (handle: FileHandle, buffer: Uint8Array, length: number, position: number): Promise<void> => {
   for (let offset = 0; offset < length; ) {
@@ -78,11 +76,13 @@ const syncDirectory = async (directory: string): Promise<void> => {
   }
 };
 
-/** A new file written in order from the pieces handed to `write`; `finish` writes what is left, `sync` makes the file durable. */
+/**
+ * A new file written in order from the pieces handed to `write`; `finish` writes what is left and resolves
+ * once every byte, and the file's size, are durable.
+ */
 interface BlobWriter {
   write(chunks: readonly Uint8Array[]): Promise<void>;
   finish(): Promise<void>;
-  sync(): Promise<void>;
 }
 
 const bufferedWriter = (handle: FileHandle): BlobWriter => {
@@ -93,25 +93,27 @@ const bufferedWriter = (handle: FileHandle): BlobWriter => {
       position += chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
       await writing;
     },
-    finish: async () => {},
-    sync: () => handle.sync(),
+    finish: () => handle.datasync(),
   };
 };
 
 /**
  * Copies the pieces into aligned memory, a segment at a time, and starts the write of each segment as soon
  * as it is full, without waiting for the writes before it: they run while the body still arrives, and none
- * waits for the event loop (busy with the body) to see its predecessor end. The last segment is padded to a
- * block, then cut off.
+ * waits for the event loop (busy with the body) to see its predecessor end. The last segment, not a whole
+ * number of blocks, goes through `tail`, a handle on the same file without O_DIRECT, beside the segments
+ * still being written: no padding to cut off afterwards, and one flush for all (on the bench:control
+ * machine, 0.9 ms from the last byte to the flushed file, against 1.26 ms to write the last segment padded,
+ * truncate and flush). O_DSYNC writes, each durable when it completes, were no faster: each flushes, and
+ * the flushes queue behind each other.
  */
-const directWriter = (handle: FileHandle, scratch: Buffer): BlobWriter => {
+const directWriter = (handle: FileHandle, tail: FileHandle, scratch: Buffer): BlobWriter => {
   const segments = scratch.byteLength / SEGMENT_BYTES;
   /** The write of each segment still running, by segment. */
   const inFlight: Array<Promise<void> | undefined> = [];
   let segment = 0;
   let filled = 0;
   let position = 0;
-  let size = 0;
   const start = (length: number) => {
     const base = segment * SEGMENT_BYTES;
     const writing = writeAll(handle, scratch.subarray(base, base + length), length, position);
@@ -121,9 +123,6 @@ const directWriter = (handle: FileHandle, scratch: Buffer): BlobWriter => {
     position += length;
     segment = (segment + 1) % segments;
     filled = 0;
-  };
-  const settled = async () => {
-    await Promise.all(inFlight);
   };
   return {
     async write(chunks) {
@@ -143,18 +142,9 @@ const directWriter = (handle: FileHandle, scratch: Buffer): BlobWriter => {
       }
     },
     async finish() {
-      size = position + filled;
-      if (filled > 0) {
-        const padded = alignUp(filled);
-        const base = segment * SEGMENT_BYTES;
-        scratch.fill(0, base + filled, base + padded);
-        start(padded);
-      }
-      await settled();
-    },
-    async sync() {
-      if (position !== size) await handle.truncate(size);
-      await handle.sync();
+      const base = segment * SEGMENT_BYTES;
+      await Promise.all([...inFlight, writeAll(tail, scratch.subarray(base, base + filled), filled, position)]);
+      await handle.datasync();
     },
   };
 };
@@ -245,9 +235,15 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
   };
 
   // The bytes go to a temporary file under the root as they arrive (see the writers), and are hashed as they
-  // are handed in; commit then flushes and renames it to its hash, or drops it when the blob is already there.
-  // A crash leaves at worst a stray temporary file, never a partial blob under its final name; the directory
-  // sync makes the rename itself durable.
+  // are handed in; commit then makes them durable and renames the file to its hash, or drops it when the blob
+  // is already there. A crash leaves at worst a stray temporary file, never a partial blob under its final
+  // name.
+  //
+  // The temporary file's name is made durable when it is created, ahead of its upload, so that a committed
+  // package is durable, under one name or the other, as soon as its bytes are: commit renames it and answers
+  // without waiting for the directory to be flushed (which follows in the background), and the caller
+  // appends its event meanwhile. If a crash loses the rename, `get` finds the bytes again by their hash among
+  // the temporary files (`recover`), and so does the sweep of old temporary files before it removes one.
   //
   // The temporary file of the next upload is created ahead, while the one before it is received: created
   // when an upload starts, it would open only once most of the body has come (its completion waits behind
@@ -255,47 +251,138 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
   interface Temporary {
     readonly path: string;
     readonly handle: FileHandle;
+    /** The same file without O_DIRECT, for the end of a direct upload. */
+    readonly tail?: FileHandle;
     readonly writer: BlobWriter;
     readonly scratch?: Buffer;
   }
+  /** Temporary files of this store not yet renamed or removed: never recovered from, being written. */
+  const ownTemporaries = new Set<string>();
+  /** What follows a rename (the directory's flush, closing the file), awaited by close. */
+  const settling = new Set<Promise<void>>();
+  const settleInBackground = (work: Promise<unknown>) => {
+    // A failed flush leaves the rename as durable as the file system makes it unasked, and the bytes
+    // recoverable from the temporary file while it lasts; nothing waits on it to report.
+    const settled = work.then(
+      () => {},
+      () => {},
+    );
+    settling.add(settled);
+    settled.finally(() => settling.delete(settled));
+  };
+  /** A temporary file of another process, or of a stopped one, as found by `temporaries`. */
+  interface Found {
+    readonly path: string;
+    readonly size: number;
+    readonly modified: number;
+  }
+  const temporaries = async (): Promise<Found[]> => {
+    const found: Found[] = [];
+    for (const name of await readdir(root).catch(() => [])) {
+      const path = join(root, name);
+      if (!name.endsWith('.tmp') || ownTemporaries.has(path)) continue;
+      const stats = await stat(path).catch(() => undefined);
+      if (stats !== undefined) found.push({ path, size: stats.size, modified: stats.mtimeMs });
+    }
+    return found;
+  };
+  /** Hashes of temporary files, by path, kept while their size and time of change stay the same. */
+  const hashed = new Map<string, Found & { readonly sha256: string }>();
+  const hashOf = async (file: Found): Promise<string | undefined> => {
+    const known = hashed.get(file.path);
+    if (known !== undefined && known.size === file.size && known.modified === file.modified) return known.sha256;
+    const bytes = await readFile(file.path).catch(() => undefined);
+    if (bytes === undefined) return undefined;
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    hashed.set(file.path, { ...file, sha256 });
+    return sha256;
+  };
+  /** Gives a temporary file's bytes the name of their hash, when nothing has it yet (`link` keeps the file). */
+  const rollForward = async (path: string, sha256: string): Promise<void> => {
+    const blob = blobPath(sha256);
+    await ensureDirectory(dirname(blob));
+    try {
+      await link(path, blob);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
+      throw error;
+    }
+    await syncDirectory(dirname(blob));
+  };
+  // One recovery at a time: each reads the temporary files.
+  let recovering: Promise<unknown> = Promise.resolve();
+  /**
+   * Looks for the bytes of `sha256` among the temporary files, for a package whose rename a crash lost, and
+   * puts them in place: true when it did. A file still being written cannot match a hash it does not have.
+   */
+  const recover = (sha256: string): Promise<boolean> => {
+    const attempt = recovering.then(async () => {
+      const files = await temporaries();
+      for (const path of hashed.keys()) if (!files.some((file) => file.path === path)) hashed.delete(path);
+      for (const file of files) {
+        if (file.size === 0 || (await hashOf(file)) !== sha256) continue;
+        await rollForward(file.path, sha256);
+        return true;
+      }
+      return false;
+    });
+    recovering = attempt.catch(() => {});
+    return attempt;
+  };
   // Temporary files an hour old are left by a process that stopped (an upload in progress, or the file it
   // had prepared): removed once, before this store makes its first. Younger ones may belong to a process
-  // still running on the same directory.
+  // still running on the same directory. One may hold a committed package whose rename a crash lost: any
+  // that is not empty is first stored under its hash (what an upload cut off by the crash left then stays,
+  // referred to by nothing).
   let swept: Promise<void> | undefined;
   const sweep = async (): Promise<void> => {
     await ensureDirectory(root);
     const cutoff = Date.now() - STRAY_AGE_MS;
-    for (const name of await readdir(root)) {
-      if (!name.endsWith('.tmp')) continue;
-      const path = join(root, name);
-      const modified = await stat(path).then(
-        (stats) => stats.mtimeMs,
-        () => Number.POSITIVE_INFINITY,
-      );
-      if (modified < cutoff) await rm(path, { force: true });
+    for (const file of await temporaries()) {
+      if (file.modified >= cutoff) continue;
+      const sha256 = file.size === 0 ? undefined : await hashOf(file);
+      if (sha256 !== undefined) await rollForward(file.path, sha256);
+      await rm(file.path, { force: true });
     }
   };
   const createTemporary = async (): Promise<Temporary> => {
     const path = join(root, `upload-${randomUUID()}.tmp`);
     swept ??= sweep();
     await swept;
+    ownTemporaries.add(path);
+    try {
+      const temporary = await openTemporary(path);
+      await syncDirectory(root);
+      return temporary;
+    } catch (error) {
+      ownTemporaries.delete(path);
+      throw error;
+    }
+  };
+  const openTemporary = async (path: string): Promise<Temporary> => {
     if (await directSupported()) {
       const scratch = takeScratch();
       if (scratch !== undefined) {
+        const handles: FileHandle[] = [];
         try {
-          const handle = await open(
-            path,
-            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT,
-          );
-          return { path, handle, writer: directWriter(handle, scratch), scratch };
+          const flags = constants.O_WRONLY;
+          const handle = await open(path, flags | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT);
+          handles.push(handle);
+          const tail = await open(path, flags);
+          return { path, handle, tail, writer: directWriter(handle, tail, scratch), scratch };
         } catch (error) {
           giveBack(scratch);
+          await Promise.all(handles.map((handle) => handle.close()));
+          await rm(path, { force: true });
           throw error;
         }
       }
     }
     const handle = await open(path, 'wx');
     return { path, handle, writer: bufferedWriter(handle) };
+  };
+  const closeHandles = async ({ handle, tail }: Temporary): Promise<void> => {
+    await Promise.all([handle.close(), tail?.close()]);
   };
   let spare: Promise<Temporary> | undefined;
   let storeClosed = false;
@@ -317,8 +404,9 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     spare = undefined;
     if (prepared === undefined) return;
     if (prepared.scratch !== undefined) giveBack(prepared.scratch);
-    await prepared.handle.close();
+    await closeHandles(prepared);
     await rm(prepared.path, { force: true });
+    ownTemporaries.delete(prepared.path);
   };
 
   const upload = (): CodeUpload => {
@@ -327,12 +415,14 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     let queued: Uint8Array[] = [];
     let size = 0;
     let writing: Promise<void> = Promise.resolve();
+    /** The writer's finish, once commit started it. */
+    let flushed: Promise<void> = Promise.resolve();
     let state: 'open' | 'committing' | 'finished' = 'open';
     let closed = false;
-    const close = async ({ handle }: Temporary): Promise<void> => {
+    const close = async (taken: Temporary): Promise<void> => {
       if (closed) return;
       closed = true;
-      await handle.close();
+      await closeHandles(taken);
     };
     let scratchReturned = false;
     const releaseScratch = ({ scratch }: Temporary) => {
@@ -351,11 +441,13 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     const finish = async (): Promise<void> => {
       state = 'finished';
       await writing.catch(() => {});
+      await flushed.catch(() => {});
       const taken = await opened.catch(() => undefined);
       if (taken === undefined) return;
       releaseScratch(taken);
       await close(taken);
       await rm(taken.path, { force: true });
+      ownTemporaries.delete(taken.path);
     };
     return {
       write(chunk) {
@@ -376,18 +468,21 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
           await writing;
           await drain();
           const taken = await opened;
-          await taken.writer.finish();
-          releaseScratch(taken);
           const sha256 = hash.digest('hex');
           const path = blobPath(sha256);
           const directory = dirname(path);
-          const [stored] = await Promise.all([exists(path), ensureDirectory(directory), taken.writer.sync(), approval]);
+          flushed = taken.writer.finish();
+          const [stored] = await Promise.all([exists(path), ensureDirectory(directory), flushed, approval]);
+          releaseScratch(taken);
           if (stored) {
             await finish();
           } else {
+            // The bytes are durable under the temporary name already (see above): the rename's own flush
+            // is not waited for.
             await rename(taken.path, path);
+            ownTemporaries.delete(taken.path);
             state = 'finished';
-            await Promise.all([close(taken), syncDirectory(directory)]);
+            settleInBackground(Promise.all([syncDirectory(directory), close(taken)]));
           }
           return { sha256, size, location: pathToFileURL(path).href };
         } catch (error) {
@@ -412,21 +507,25 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     async get(sha256) {
       const hash = normalise(sha256);
       if (hash === null) return null;
-      try {
+      const read = async () => {
         const buffer = await readFile(blobPath(hash));
         return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+      };
+      try {
+        return await read();
       } catch (error) {
-        if (isMissing(error)) return null;
-        throw error;
+        if (!isMissing(error)) throw error;
       }
+      return (await recover(hash)) ? await read() : null;
     },
     async has(sha256) {
       const hash = normalise(sha256);
-      return hash !== null && (await exists(blobPath(hash)));
+      return hash !== null && ((await exists(blobPath(hash))) || (await recover(hash)));
     },
     async close() {
       storeClosed = true;
       await dropSpare();
+      await Promise.all(settling);
     },
   };
 };

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -101,18 +101,52 @@ test('files: temporary files an hour old, left by a stopped process, are removed
   const { directory, store } = await setup(t);
   await store.put(bytes);
   const root = join(directory, 'sha256');
-  const stray = join(root, 'upload-left-by-a-crash.tmp');
+  const prepared = join(root, 'upload-prepared-by-a-stopped-process.tmp');
   const recent = join(root, 'upload-of-another-process.tmp');
-  await writeFile(stray, 'partial');
+  await writeFile(prepared, '');
   await writeFile(recent, 'in progress');
   const hourAgo = new Date(Date.now() - 61 * 60 * 1000);
-  await utimes(stray, hourAgo, hourAgo);
+  await utimes(prepared, hourAgo, hourAgo);
   const next = createFileCodeStore({ directory });
   await next.put(new TextEncoder().encode('another package'));
   await next.close();
   const names = await readdir(root);
-  t.false(names.includes('upload-left-by-a-crash.tmp'));
+  t.false(names.includes('upload-prepared-by-a-stopped-process.tmp'));
   t.true(names.includes('upload-of-another-process.tmp'), 'a recent one may be an upload still running');
+});
+
+/** Puts a package, then undoes its rename as a crash before the directory's flush could: the bytes are left under a temporary name. */
+const loseRename = async (directory: string, store: ReturnType<typeof createFileCodeStore>, content: Uint8Array) => {
+  const stored = await store.put(content);
+  await store.close();
+  const temporary = join(directory, 'sha256', 'upload-committed-before-a-crash.tmp');
+  await rename(fileURLToPath(stored.location), temporary);
+  return { stored, temporary };
+};
+
+test('files: a package whose rename a crash lost is found again by its hash among the temporary files', async (t) => {
+  const { directory, store } = await setup(t);
+  const content = randomBytes(300_000);
+  const { stored } = await loseRename(directory, store, content);
+  const restarted = createFileCodeStore({ directory });
+  t.teardown(() => restarted.close());
+  t.true(await restarted.has(stored.sha256));
+  t.deepEqual(Buffer.from((await restarted.get(stored.sha256)) ?? []), content);
+  t.deepEqual(await readFile(fileURLToPath(stored.location)), content, 'the blob is back under its own name');
+  t.is(await restarted.get(createHash('sha256').update('never stored').digest('hex')), null);
+});
+
+test('files: a lost rename an hour old is put in place before its temporary file is removed', async (t) => {
+  const { directory, store } = await setup(t);
+  const content = randomBytes(70_000);
+  const { stored, temporary } = await loseRename(directory, store, content);
+  const hourAgo = new Date(Date.now() - 61 * 60 * 1000);
+  await utimes(temporary, hourAgo, hourAgo);
+  const next = createFileCodeStore({ directory });
+  t.teardown(() => next.close());
+  await next.put(new TextEncoder().encode('another package'));
+  t.deepEqual(await leftovers(directory), []);
+  t.deepEqual(await readFile(fileURLToPath(stored.location)), content);
 });
 
 test('files: packages of every size around the block and scratch sizes are stored byte for byte', async (t) => {
