@@ -345,6 +345,9 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
       await rm(file.path, { force: true });
     }
   };
+  const closeHandles = async ({ handle, tail }: Temporary): Promise<void> => {
+    await Promise.all([handle.close(), tail?.close()]);
+  };
   const createTemporary = async (): Promise<Temporary> => {
     const path = join(root, `upload-${randomUUID()}.tmp`);
     swept ??= sweep();
@@ -352,7 +355,14 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     ownTemporaries.add(path);
     try {
       const temporary = await openTemporary(path);
-      await syncDirectory(root);
+      try {
+        await syncDirectory(root);
+      } catch (error) {
+        if (temporary.scratch !== undefined) giveBack(temporary.scratch);
+        await closeHandles(temporary);
+        await rm(path, { force: true });
+        throw error;
+      }
       return temporary;
     } catch (error) {
       ownTemporaries.delete(path);
@@ -380,9 +390,6 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     }
     const handle = await open(path, 'wx');
     return { path, handle, writer: bufferedWriter(handle) };
-  };
-  const closeHandles = async ({ handle, tail }: Temporary): Promise<void> => {
-    await Promise.all([handle.close(), tail?.close()]);
   };
   let spare: Promise<Temporary> | undefined;
   let storeClosed = false;
