@@ -333,16 +333,22 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
   // had prepared): removed once, before this store makes its first. Younger ones may belong to a process
   // still running on the same directory. One may hold a committed package whose rename a crash lost: any
   // that is not empty is first stored under its hash (what an upload cut off by the crash left then stays,
-  // referred to by nothing).
+  // referred to by nothing). A file that cannot be read or stored stays, for the next start to try again:
+  // uploads do not wait on it.
   let swept: Promise<void> | undefined;
   const sweep = async (): Promise<void> => {
     await ensureDirectory(root);
     const cutoff = Date.now() - STRAY_AGE_MS;
     for (const file of await temporaries()) {
       if (file.modified >= cutoff) continue;
-      const sha256 = file.size === 0 ? undefined : await hashOf(file);
-      if (sha256 !== undefined) await rollForward(file.path, sha256);
-      await rm(file.path, { force: true });
+      try {
+        const sha256 = file.size === 0 ? undefined : await hashOf(file);
+        if (file.size > 0 && sha256 === undefined) continue;
+        if (sha256 !== undefined) await rollForward(file.path, sha256);
+        await rm(file.path, { force: true });
+      } catch {
+        // Left in place (see above).
+      }
     }
   };
   const closeHandles = async ({ handle, tail }: Temporary): Promise<void> => {
@@ -375,10 +381,12 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
       if (scratch !== undefined) {
         const handles: FileHandle[] = [];
         try {
-          const flags = constants.O_WRONLY;
-          const handle = await open(path, flags | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT);
+          const handle = await open(
+            path,
+            constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT,
+          );
           handles.push(handle);
-          const tail = await open(path, flags);
+          const tail = await open(path, constants.O_WRONLY);
           return { path, handle, tail, writer: directWriter(handle, tail, scratch), scratch };
         } catch (error) {
           giveBack(scratch);
