@@ -1,5 +1,12 @@
 import { Buffer } from 'node:buffer';
-import { type Entry, fromBufferPromise, getFileNameLowLevel } from 'yauzl';
+import { Readable } from 'node:stream';
+import {
+  type Entry,
+  fromRandomAccessReaderPromise,
+  getFileNameLowLevel,
+  RandomAccessReader,
+  type ZipFile,
+} from 'yauzl';
 import { normalisedPath, pathProblem } from '../../domain/codePackage.ts';
 
 export interface ZipLimits {
@@ -24,6 +31,38 @@ export type ZipInspection =
 
 const refuse = (reason: string): ZipInspection => ({ ok: false, reason });
 
+/** Entries read in one turn of the event loop: ~0.5 ms of work (10,000 entries take 50–80 ms). */
+const ENTRIES_PER_TURN = 64;
+
+/**
+ * A ZIP in memory, each read answered in a microtask. yauzl's own reader for a buffer answers each read a
+ * turn of the event loop later, and the central directory takes two reads per entry: alone, a 2-entry
+ * package is read in 0.1 ms, but in the server, while a publish flushes its blob and the loop turns for
+ * other work, it took 1.1–1.5 ms.
+ */
+class MemoryReader extends RandomAccessReader {
+  readonly #bytes: Buffer;
+  constructor(bytes: Buffer) {
+    super();
+    this.#bytes = bytes;
+  }
+  override _readStreamForRange(start: number, end: number): Readable {
+    return Readable.from([this.#bytes.subarray(start, end)]);
+  }
+  // yauzl calls back with the bytes read, as fs.read does; its types leave that out.
+  override read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (error: Error | null, bytesRead?: number) => void,
+  ): void {
+    const end = Math.min(position + Math.min(length, buffer.byteLength - offset), this.#bytes.byteLength);
+    const copied = position >= end ? 0 : this.#bytes.copy(buffer, offset, position, end);
+    queueMicrotask(() => callback(null, copied));
+  }
+}
+
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
@@ -35,11 +74,15 @@ export const inspectZip = async (bytes: Uint8Array, limits: Partial<ZipLimits> =
   const { maxEntries, maxUncompressedBytes } = { ...defaultZipLimits, ...limits };
   if (bytes.byteLength === 0) return refuse('not a ZIP archive: the file is empty');
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let zip: Awaited<ReturnType<typeof fromBufferPromise>>;
+  let zip: ZipFile;
   try {
     // decodeStrings: false keeps yauzl from rewriting backslashes and from refusing names with its own
     // messages; the names are decoded and checked below.
-    zip = await fromBufferPromise(buffer, { lazyEntries: true, decodeStrings: false });
+    zip = await fromRandomAccessReaderPromise(new MemoryReader(buffer), buffer.byteLength, {
+      lazyEntries: true,
+      decodeStrings: false,
+      autoClose: false,
+    });
   } catch (error) {
     return refuse(`not a ZIP archive: ${errorMessage(error)}`);
   }
@@ -73,9 +116,13 @@ export const inspectZip = async (bytes: Uint8Array, limits: Partial<ZipLimits> =
   };
 
   try {
+    let read = 0;
     for await (const entry of zip.eachEntry()) {
       const problem = entryProblem(entry);
       if (problem !== null) return refuse(problem);
+      // The reads answer in microtasks: other work gets the event loop between runs of entries.
+      read += 1;
+      if (read % ENTRIES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
     }
   } catch (error) {
     return refuse(`damaged ZIP archive: ${errorMessage(error)}`);

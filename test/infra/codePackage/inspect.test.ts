@@ -121,6 +121,23 @@ test('an archive with more entries than allowed is refused before its entries ar
   t.is(allowed.ok && allowed.files.length, 10_001);
 });
 
+test('an archive of many entries is read while other work goes on: the server is not held up', async (t) => {
+  const files: Zippable = {};
+  for (let i = 0; i < 1_000; i++) files[`lib/f${i}.js`] = text(`module.exports = ${i};`);
+  const zip = zipSync(files, { level: 0 });
+  let turns = 0;
+  let counting = true;
+  const count = () => {
+    turns += 1;
+    if (counting) setImmediate(count);
+  };
+  setImmediate(count);
+  const inspection = await inspectZip(zip);
+  counting = false;
+  t.true(inspection.ok);
+  t.true(turns > 1, `the event loop turned ${turns} time(s) while 1,000 entries were read`);
+});
+
 test('a genuine ZIP bomb is refused from its declared size', async (t) => {
   const zip = bomb(260 * 1024 * 1024);
   t.true(zip.length < 1024 * 1024);
