@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, type FileHandle, link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CodeStore, CodeUpload } from '../../../domain/ports.ts';
+import { createRecovery } from './recovery.ts';
 
 export interface FileCodeStoreOptions {
   /** Root directory; blobs live at `<directory>/sha256/<first two hex digits>/<hex>.zip`. */
@@ -243,7 +244,7 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
   // package is durable, under one name or the other, as soon as its bytes are: commit renames it and answers
   // without waiting for the directory to be flushed (which follows in the background), and the caller
   // appends its event meanwhile. If a crash loses the rename, `get` finds the bytes again by their hash among
-  // the temporary files (`recover`), and so does the sweep of old temporary files before it removes one.
+  // the temporary files, and so does the sweep of old temporary files before it removes one (recovery.ts).
   //
   // The temporary file of the next upload is created ahead, while the one before it is received: created
   // when an upload starts, it would open only once most of the body has come (its completion waits behind
@@ -270,86 +271,20 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     settling.add(settled);
     settled.finally(() => settling.delete(settled));
   };
-  /** A temporary file of another process, or of a stopped one, as found by `temporaries`. */
-  interface Found {
-    readonly path: string;
-    readonly size: number;
-    readonly modified: number;
-  }
-  const temporaries = async (): Promise<Found[]> => {
-    const found: Found[] = [];
-    for (const name of await readdir(root).catch(() => [])) {
-      const path = join(root, name);
-      if (!name.endsWith('.tmp') || ownTemporaries.has(path)) continue;
-      const stats = await stat(path).catch(() => undefined);
-      if (stats !== undefined) found.push({ path, size: stats.size, modified: stats.mtimeMs });
-    }
-    return found;
-  };
-  /** Hashes of temporary files, by path, kept while their size and time of change stay the same. */
-  const hashed = new Map<string, Found & { readonly sha256: string }>();
-  const hashOf = async (file: Found): Promise<string | undefined> => {
-    const known = hashed.get(file.path);
-    if (known !== undefined && known.size === file.size && known.modified === file.modified) return known.sha256;
-    const bytes = await readFile(file.path).catch(() => undefined);
-    if (bytes === undefined) return undefined;
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    hashed.set(file.path, { ...file, sha256 });
-    return sha256;
-  };
-  /** Gives a temporary file's bytes the name of their hash, when nothing has it yet (`link` keeps the file). */
-  const rollForward = async (path: string, sha256: string): Promise<void> => {
-    const blob = blobPath(sha256);
-    await ensureDirectory(dirname(blob));
-    try {
-      await link(path, blob);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
-      throw error;
-    }
-    await syncDirectory(dirname(blob));
-  };
-  // One recovery at a time: each reads the temporary files.
-  let recovering: Promise<unknown> = Promise.resolve();
-  /**
-   * Looks for the bytes of `sha256` among the temporary files, for a package whose rename a crash lost, and
-   * puts them in place: true when it did. A file still being written cannot match a hash it does not have.
-   */
-  const recover = (sha256: string): Promise<boolean> => {
-    const attempt = recovering.then(async () => {
-      const files = await temporaries();
-      for (const path of hashed.keys()) if (!files.some((file) => file.path === path)) hashed.delete(path);
-      for (const file of files) {
-        if (file.size === 0 || (await hashOf(file)) !== sha256) continue;
-        await rollForward(file.path, sha256);
-        return true;
-      }
-      return false;
-    });
-    recovering = attempt.catch(() => {});
-    return attempt;
-  };
-  // Temporary files an hour old are left by a process that stopped (an upload in progress, or the file it
-  // had prepared): removed once, before this store makes its first. Younger ones may belong to a process
-  // still running on the same directory. One may hold a committed package whose rename a crash lost: any
-  // that is not empty is first stored under its hash (what an upload cut off by the crash left then stays,
-  // referred to by nothing). A file that cannot be read or stored stays, for the next start to try again:
-  // uploads do not wait on it.
+  const { recover, sweep: sweepStrays } = createRecovery({
+    root,
+    blobPath,
+    ensureDirectory,
+    syncDirectory,
+    own: ownTemporaries,
+    strayAgeMs: STRAY_AGE_MS,
+  });
+  // Old temporary files are swept once, before this store makes its first; younger ones may belong to a
+  // process still running on the same directory.
   let swept: Promise<void> | undefined;
   const sweep = async (): Promise<void> => {
     await ensureDirectory(root);
-    const cutoff = Date.now() - STRAY_AGE_MS;
-    for (const file of await temporaries()) {
-      if (file.modified >= cutoff) continue;
-      try {
-        const sha256 = file.size === 0 ? undefined : await hashOf(file);
-        if (file.size > 0 && sha256 === undefined) continue;
-        if (sha256 !== undefined) await rollForward(file.path, sha256);
-        await rm(file.path, { force: true });
-      } catch {
-        // Left in place (see above).
-      }
-    }
+    await sweepStrays();
   };
   const closeHandles = async ({ handle, tail }: Temporary): Promise<void> => {
     await Promise.all([handle.close(), tail?.close()]);
