@@ -12,6 +12,7 @@ import { connectEmbeddedBus } from './bus/embedded/client.ts';
 import type { Config } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { busSocketPath } from './paths.ts';
+import { createPending } from './pending.ts';
 import { openKafkaBus, openReadStore } from './stores.ts';
 
 /** How often the gathered metric buckets and totals are merged into the store. */
@@ -70,24 +71,15 @@ export const startRecording = async (
     FLUSH_INTERVAL_MS,
   );
   // Answers handed over by the API are recorded before closing, as the consumers' results are.
-  const answering = new Set<Promise<void>>();
+  const answering = createPending();
   return {
     queued: (request: QueuedRequest) => recorder.queued(request),
     forget: (requestId: string) => recorder.forget(requestId),
-    answered(value: string): Promise<void> {
-      const recorded = recorder.record(JSON.parse(value) as InvocationResult);
-      const tracked = recorded.then(
-        () => {},
-        () => {},
-      );
-      answering.add(tracked);
-      void tracked.then(() => answering.delete(tracked));
-      return recorded;
-    },
+    answered: (value: string): Promise<void> => answering.track(recorder.record(JSON.parse(value) as InvocationResult)),
     async close() {
       clearInterval(flushTimer);
       for (const consumer of consumers) await consumer.close();
-      await Promise.all(answering);
+      await answering.settled();
       await recorder.flush();
     },
   };

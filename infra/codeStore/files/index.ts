@@ -4,6 +4,7 @@ import { access, type FileHandle, mkdir, open, readFile, rename, rm } from 'node
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CodeStore, CodeUpload } from '../../../domain/ports.ts';
+import { createPending } from '../../pending.ts';
 import { createRecovery } from './recovery.ts';
 
 export interface FileCodeStoreOptions {
@@ -260,16 +261,11 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
   /** Temporary files of this store not yet renamed or removed: never recovered from, being written. */
   const ownTemporaries = new Set<string>();
   /** What follows a rename (the directory's flush, closing the file), awaited by close. */
-  const settling = new Set<Promise<void>>();
+  const settling = createPending();
   const settleInBackground = (work: Promise<unknown>) => {
     // A failed flush leaves the rename as durable as the file system makes it unasked, and the bytes
     // recoverable from the temporary file while it lasts; nothing waits on it to report.
-    const settled = work.then(
-      () => {},
-      () => {},
-    );
-    settling.add(settled);
-    settled.finally(() => settling.delete(settled));
+    settling.track(work).catch(() => {});
   };
   const { recover, sweep: sweepStrays } = createRecovery({
     root,
@@ -475,7 +471,7 @@ export const createFileCodeStore = (options: FileCodeStoreOptions): CodeStore & 
     async close() {
       storeClosed = true;
       await dropSpare();
-      await Promise.all(settling);
+      await settling.settled();
     },
   };
 };
